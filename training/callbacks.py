@@ -1,0 +1,66 @@
+"""The hook through which tracking and tuning plug into the training loop.
+
+Subclass `Callback` and pass instances to `train(config, callbacks=[...])`. The loop
+fires events only on the chief worker unless a callback sets `chief_only = False`
+(Ray Train requires every worker to report). Setting `context.stop_training = True`
+in `on_epoch_end` stops training after that epoch.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TrainContext:
+    """What callbacks may read: the run's config, data, model and distribution facts."""
+
+    config: Any
+    dataset: Any
+    model: Any
+    strategy_name: str
+    num_replicas: int
+    num_workers: int
+    is_chief: bool
+    start_epoch: int  # epochs already done before this process started (from a checkpoint)
+    checkpoint_dir: str | None = None
+    history: list[dict] = field(default_factory=list)
+    stop_training: bool = False
+
+
+class Callback:
+    chief_only = True
+
+    def on_train_begin(self, context: TrainContext) -> None:
+        """Before the first epoch of this process (after any checkpoint was restored)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float], context: TrainContext) -> None:
+        """After epoch `epoch` (1-based) was trained, validated and checkpointed."""
+
+    def on_train_end(self, result: Any, context: TrainContext) -> None:
+        """After final evaluation, or after divergence; `result` is the TrainResult."""
+
+
+class ProgressPrinter(Callback):
+    """One line per epoch: epoch, train and validation losses, the validation metric, seconds."""
+
+    def __init__(self, print_fn=print):
+        self.print = print_fn
+        self._t0 = time.time()
+
+    def on_train_begin(self, context):
+        c = context
+        resumed = f", resuming after epoch {c.start_epoch}" if c.start_epoch else ""
+        self.print(f"[aesweep] {c.config.model} on {c.dataset.summary()}; {c.strategy_name} with "
+                   f"{c.num_replicas} replica(s){resumed}")
+
+    def on_epoch_end(self, epoch, logs, context):
+        keys = [k for k in ("loss", "val_loss", "val_elbo", "val_recon_mse") if k in logs]
+        parts = " ".join(f"{k} {logs[k]:.4f}" for k in keys)
+        self.print(f"epoch {epoch:>3}/{context.config.epochs}  {parts}  {logs.get('seconds', 0.0):.1f}s")
+
+    def on_train_end(self, result, context):
+        shown = {k: v for k, v in result.metrics.items() if isinstance(v, float)}
+        self.print(f"[aesweep] {result.status} after {time.time() - self._t0:.0f}s: "
+                   + ", ".join(f"{k} {v:.4f}" for k, v in sorted(shown.items())))

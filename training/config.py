@@ -1,0 +1,134 @@
+"""Typed, validated training configuration.
+
+One frozen dataclass describes a training run end to end. It is built once
+(from the CLI, MLproject parameters, a preset or a tuning trial) and passed
+down; nothing below it reads flags or environment variables for these values.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+MODELS = ("vae", "sae")
+RECON_LOSSES = ("auto", "bce", "mse", "gaussian")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines one training run.
+
+    model: "vae" (variational autoencoder) or "sae" (sparse autoencoder).
+    dataset: "digits", "mnist", "mnist-test", "frey" or "npz:PATH".
+    data_dir: folder searched for dataset files before any download.
+    latent_dim: size of the code (VAE latent, SAE sigmoid code layer).
+    hidden: encoder layer widths; the decoder mirrors them.
+    activation: hidden-layer activation (relu, softplus, tanh, ...).
+    kl_weight: beta, the weight of the VAE's KL term.
+    sparsity_weight: weight of the SAE's KL sparsity penalty.
+    sparsity_target: rho, the target mean activation of each SAE code unit.
+    recon_loss: "auto" picks Gaussian for frey (VAE), BCE for other VAE data,
+        MSE for the SAE; or force "bce", "mse", "gaussian" (VAE only).
+    learning_rate, batch_size (global, split across replicas), epochs, seed.
+    iw_samples: K importance samples for the test log-likelihood estimate.
+    traversal_steps: points along each latent axis in traversal grids.
+    """
+
+    model: str = "vae"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    latent_dim: int = 8
+    hidden: tuple[int, ...] = (256, 128)
+    activation: str = "relu"
+    kl_weight: float = 1.0
+    sparsity_weight: float = 0.01
+    sparsity_target: float = 0.05
+    recon_loss: str = "auto"
+    learning_rate: float = 1e-3
+    batch_size: int = 128
+    epochs: int = 20
+    seed: int = 0
+    iw_samples: int = 1000
+    traversal_steps: int = 9
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        self.validate()
+
+    def validate(self) -> None:
+        def bad(name: str, value: Any, want: str) -> ConfigError:
+            return ConfigError(f"invalid {name}={value!r}: {want}")
+
+        if self.model not in MODELS:
+            raise bad("model", self.model, f"choose one of {', '.join(MODELS)}")
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise bad("dataset", self.dataset, "give a dataset name such as 'digits'")
+        if int(self.latent_dim) != self.latent_dim or self.latent_dim < 1:
+            raise bad("latent_dim", self.latent_dim, "must be an integer >= 1")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise bad("hidden", self.hidden, "give one or more layer widths >= 1, e.g. 256,128")
+        if self.activation not in ("relu", "softplus", "tanh", "elu", "gelu", "sigmoid", "swish"):
+            raise bad("activation", self.activation, "choose relu, softplus, tanh, elu, gelu, sigmoid or swish")
+        if not self.kl_weight >= 0:
+            raise bad("kl_weight", self.kl_weight, "must be >= 0")
+        if not self.sparsity_weight >= 0:
+            raise bad("sparsity_weight", self.sparsity_weight, "must be >= 0")
+        if not 0.0 < self.sparsity_target < 1.0:
+            raise bad("sparsity_target", self.sparsity_target, "rho must lie strictly between 0 and 1")
+        if self.recon_loss not in RECON_LOSSES:
+            raise bad("recon_loss", self.recon_loss, f"choose one of {', '.join(RECON_LOSSES)}")
+        if self.model == "sae" and self.recon_loss == "gaussian":
+            raise bad("recon_loss", self.recon_loss, "the sparse autoencoder takes 'mse' or 'bce'")
+        if not self.learning_rate > 0:
+            raise bad("learning_rate", self.learning_rate, "must be > 0")
+        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
+            raise bad("batch_size", self.batch_size, "must be an integer >= 1")
+        if int(self.epochs) != self.epochs or self.epochs < 1:
+            raise bad("epochs", self.epochs, "must be an integer >= 1")
+        if int(self.iw_samples) != self.iw_samples or self.iw_samples < 1:
+            raise bad("iw_samples", self.iw_samples, "must be an integer >= 1")
+        if self.traversal_steps < 2:
+            raise bad("traversal_steps", self.traversal_steps, "must be >= 2")
+
+    def resolved_recon_loss(self) -> str:
+        """The reconstruction likelihood actually used ("auto" resolved)."""
+        if self.recon_loss != "auto":
+            return self.recon_loss
+        if self.model == "sae":
+            return "mse"
+        return "gaussian" if self.dataset == "frey" else "bce"
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown config key(s) {', '.join(unknown)}: known keys are {', '.join(sorted(known))}")
+        return cls(**d)
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """'256,128' -> (256, 128), with a clear error for anything else."""
+    try:
+        widths = tuple(int(t) for t in str(text).replace(" ", "").split(",") if t)
+    except ValueError:
+        raise ConfigError(f"invalid hidden={text!r}: give comma-separated integers, e.g. 256,128") from None
+    if not widths:
+        raise ConfigError(f"invalid hidden={text!r}: give comma-separated integers, e.g. 256,128")
+    return widths

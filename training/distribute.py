@@ -1,0 +1,83 @@
+"""Choosing the tf.distribute strategy: the one place that knows about devices and workers.
+
+    MultiWorkerMirroredStrategy  when TF_CONFIG names more than one worker (Ray Train sets it)
+    MirroredStrategy             when more than one GPU is visible (or devices are given)
+    default strategy             otherwise
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ and Python log noise unless AESWEEP_VERBOSE is set."""
+    if os.environ.get("AESWEEP_VERBOSE"):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tf.get_logger().setLevel("ERROR")
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:
+        pass
+
+
+def _tf_config_workers() -> int:
+    try:
+        cfg = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    except json.JSONDecodeError:
+        raise ValueError("TF_CONFIG is not valid JSON; unset it or fix it") from None
+    cluster = cfg.get("cluster", {})
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def enable_gpu_memory_growth() -> None:
+    """Let fractional-GPU trials share a device: allocate memory as needed, not all at once."""
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised
+            pass
+
+
+@dataclass(frozen=True)
+class Distribution:
+    strategy: tf.distribute.Strategy
+    name: str
+    num_replicas: int
+    num_workers: int
+    is_chief: bool
+
+
+def select_strategy(devices: list[str] | None = None) -> Distribution:
+    """Pick the strategy once, from TF_CONFIG and the visible devices."""
+    workers = _tf_config_workers()
+    if workers > 1:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        return describe(strategy)
+    enable_gpu_memory_growth()
+    if devices:
+        return describe(tf.distribute.MirroredStrategy(devices))
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return describe(tf.distribute.MirroredStrategy())
+    return describe(tf.distribute.get_strategy())
+
+
+def describe(strategy: tf.distribute.Strategy) -> Distribution:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    num_workers, is_chief = 1, True
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and resolver is not None:
+        spec = resolver.cluster_spec().as_dict()
+        num_workers = len(spec.get("worker", [])) + len(spec.get("chief", []))
+        task_type, task_id = resolver.task_type, resolver.task_id
+        # The chief is task "chief", or worker 0 when the cluster has no chief task.
+        is_chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in spec)
+    name = type(strategy).__name__
+    if name == "_DefaultDistributionStrategy":
+        name = "DefaultStrategy"
+    return Distribution(strategy, name, int(strategy.num_replicas_in_sync), num_workers, is_chief)

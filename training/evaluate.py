@@ -1,0 +1,89 @@
+"""Evaluation with the metric names that tracking and tuning log and compare.
+
+    both models      test_recon_mse, val_loss
+    VAE              test_elbo, test_log_likelihood (IWAE estimate of log p(x), K samples; nats per image)
+    labelled data    cluster_acc_train, cluster_acc_test, nmi_test, ari_test (k-means on the code)
+    SAE              mean_activation
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.special import logsumexp
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+VAL_NOISE_STREAM = 1_000_003  # a fixed RNG stream for validation noise, apart from the training streams
+TEST_NOISE_STREAM = 2_000_003
+
+
+def cluster_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Accuracy under the best one-to-one mapping of clusters to labels (Hungarian algorithm)."""
+    y_true, y_pred = np.asarray(y_true).astype(np.int64), np.asarray(y_pred).astype(np.int64)
+    n = int(max(y_true.max(), y_pred.max())) + 1
+    counts = np.zeros((n, n), dtype=np.int64)
+    np.add.at(counts, (y_pred, y_true), 1)
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    return float(counts[rows, cols].sum() / len(y_true))
+
+
+def embed(model, x: np.ndarray, batch: int = 2048) -> np.ndarray:
+    return np.concatenate([np.asarray(model.encode_mean(x[i:i + batch])) for i in range(0, len(x), batch)])
+
+
+def reconstruct(model, x: np.ndarray, batch: int = 2048) -> np.ndarray:
+    return np.concatenate([np.asarray(model(x[i:i + batch])) for i in range(0, len(x), batch)])
+
+
+def validation_metrics(model, x_val: np.ndarray, seed: int) -> dict[str, float]:
+    """Validation losses with a fixed noise draw, so epochs compare like for like."""
+    rng = np.random.default_rng([seed, VAL_NOISE_STREAM])
+    noise = rng.standard_normal((len(x_val), model.noise_dim)).astype(np.float32)
+    terms = model.loss_terms(x_val, noise, training=False)
+    out = {f"val_{k}": float(np.mean(np.asarray(v))) for k, v in terms.items() if k != "penalty"}
+    out["val_loss"] = out["val_loss"] + float(np.asarray(terms["penalty"]))
+    out["val_recon_mse"] = float(np.mean((reconstruct(model, x_val) - x_val) ** 2))
+    return out
+
+
+def importance_weighted(model, x: np.ndarray, k: int, seed: int, budget: int = 200_000) -> tuple[float, float]:
+    """(mean ELBO, mean IWAE log-likelihood estimate) in nats per image, with K=k samples."""
+    rng = np.random.default_rng([seed, TEST_NOISE_STREAM])
+    chunk = max(1, budget // k)
+    elbo, ll = [], []
+    for i in range(0, len(x), chunk):
+        xb = x[i:i + chunk]
+        noise = rng.standard_normal((k, len(xb), model.latent_dim)).astype(np.float32)
+        logw = np.asarray(model.log_weights(xb, noise), dtype=np.float64)  # (K, B)
+        elbo.append(logw.mean(axis=0))
+        ll.append(logsumexp(logw, axis=0) - math.log(k))
+    return float(np.concatenate(elbo).mean()), float(np.concatenate(ll).mean())
+
+
+def clustering(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_test: np.ndarray,
+               seed: int, n_init: int = 10) -> dict[str, float]:
+    """k-means (k = number of classes) fitted on train codes and applied to test codes."""
+    k = int(len(np.unique(np.concatenate([y_train, y_test]))))
+    km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(z_train)
+    pred_test = km.predict(z_test)
+    return {"cluster_acc_train": cluster_accuracy(y_train, km.labels_),
+            "cluster_acc_test": cluster_accuracy(y_test, pred_test),
+            "nmi_test": float(normalized_mutual_info_score(y_test, pred_test)),
+            "ari_test": float(adjusted_rand_score(y_test, pred_test))}
+
+
+def evaluate(model, data, config) -> dict[str, float]:
+    """Final metrics of a trained model on `data` (a training.data.Dataset)."""
+    metrics = {"val_loss": validation_metrics(model, data.x_val, config.seed)["val_loss"],
+               "test_recon_mse": float(np.mean((reconstruct(model, data.x_test) - data.x_test) ** 2))}
+    if config.model == "vae":
+        metrics["test_elbo"], metrics["test_log_likelihood"] = importance_weighted(
+            model, data.x_test, config.iw_samples, config.seed)
+    if data.labelled:
+        metrics.update(clustering(embed(model, data.x_train), data.y_train, embed(model, data.x_test),
+                                  data.y_test, config.seed))
+    if config.model == "sae":
+        metrics["mean_activation"] = float(embed(model, data.x_test).mean())
+    return metrics

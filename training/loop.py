@@ -1,0 +1,178 @@
+"""The data-parallel training loop: a custom `tf.function` step under tf.distribute.
+
+Not `model.fit`: Keras 3 `fit` fails under MultiWorkerMirroredStrategy with 2+ workers
+(keras-team/keras#20585). Stages, once per run:
+  1. pick the strategy; load data;
+  2. under strategy.scope(): build model and optimizer (everything that makes variables);
+  3. restore the latest checkpoint, if any;
+  4. per epoch: a seeded shuffle and noise draw, distributed batches of the GLOBAL batch size,
+     per-replica losses averaged over the global batch, gradients summed across replicas;
+     validation; checkpoint; callbacks;
+  5. final evaluation; callbacks.
+
+    result = train(TrainConfig(model="vae", dataset="digits", epochs=5))
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from training import checkpoint as ckpt
+from training.callbacks import Callback, TrainContext
+from training.config import ConfigError, TrainConfig
+from training.data import Dataset, load_dataset
+from training.distribute import Distribution, describe, quiet_tensorflow, select_strategy
+
+quiet_tensorflow()
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from training import evaluate  # noqa: E402
+from training.models import build_model  # noqa: E402
+
+
+@dataclass
+class TrainResult:
+    status: str  # "finished", "stopped at epoch N" or "diverged at epoch N"
+    epochs_completed: int
+    history: list[dict]
+    metrics: dict[str, float]
+    model: Any
+    dataset: Dataset
+    config: TrainConfig
+    distribution: dict = field(default_factory=dict)
+
+    @property
+    def diverged(self) -> bool:
+        return self.status.startswith("diverged")
+
+
+def epoch_batches(x: np.ndarray, noise_dim: int, global_batch: int, seed: int, epoch: int) -> tf.data.Dataset:
+    """The epoch's shuffled full batches with per-example noise, both a pure function of (seed, epoch)."""
+    rng = np.random.default_rng([seed, epoch])
+    perm = rng.permutation(len(x))
+    noise = rng.standard_normal((len(x), noise_dim)).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((x[perm], noise)).batch(global_batch, drop_remainder=True)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def make_train_step(model, optimizer, strategy: tf.distribute.Strategy, global_batch: int):
+    replicas = strategy.num_replicas_in_sync
+
+    def global_mean(t):
+        # Mean over the GLOBAL batch: the sparsity penalty then matches single-device training,
+        # and all_reduce's gradient (an all_reduce itself) routes its gradient to every replica.
+        ctx = tf.distribute.get_replica_context()
+        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(t, axis=0)) / global_batch
+
+    def replica_step(x, noise):
+        with tf.GradientTape() as tape:
+            terms = model.loss_terms(x, noise, batch_mean=global_mean, training=True)
+            # Per-example terms averaged over the global batch; the batch-level penalty counted once
+            # in total after gradients are summed over replicas.
+            loss = tf.reduce_sum(terms["loss"]) / global_batch + terms["penalty"] / replicas
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        # Per-example terms as their share of the global-batch mean; scalars as a share of their mean.
+        return {k: tf.reduce_sum(v) / global_batch if v.shape.rank else v / replicas for k, v in terms.items()}
+
+    @tf.function
+    def train_step(inputs):
+        per_replica = strategy.run(replica_step, args=inputs)
+        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+
+    return train_step
+
+
+def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_dir: str | None = None,
+          distribution: Distribution | tf.distribute.Strategy | None = None, dataset: Dataset | None = None,
+          evaluate_at_end: bool = True) -> TrainResult:
+    """Train one model; resume from `checkpoint_dir` if it holds a checkpoint of the same config."""
+    # 1. strategy and data
+    if distribution is None:
+        distribution = select_strategy()
+    elif isinstance(distribution, tf.distribute.Strategy):
+        distribution = describe(distribution)
+    strategy = distribution.strategy
+    data = dataset if dataset is not None else load_dataset(config.dataset, config.data_dir)
+    g = config.batch_size
+    if g > len(data.x_train):
+        raise ConfigError(f"invalid batch_size={g}: larger than the {len(data.x_train)} training images; "
+                          f"lower --batch-size")
+    if g % distribution.num_replicas:
+        raise ConfigError(f"invalid batch_size={g}: not divisible by the {distribution.num_replicas} replicas")
+
+    # 2. variables under the strategy's scope
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        model = build_model(config, data.image_shape)
+        optimizer = keras.optimizers.Adam(config.learning_rate)
+        optimizer.build(model.trainable_variables)
+
+    # 3. resume
+    start_epoch, history = 0, []
+    if ckpt.exists(checkpoint_dir):
+        start_epoch, history = ckpt.restore(checkpoint_dir, model, optimizer, config.to_dict())
+    # Every worker writes a checkpoint (saving may need all of them); only the chief's is kept.
+    write_dir = checkpoint_dir if distribution.is_chief else tempfile.mkdtemp(prefix="aesweep-ckpt-")
+
+    context = TrainContext(config=config, dataset=data, model=model, strategy_name=distribution.name,
+                           num_replicas=distribution.num_replicas, num_workers=distribution.num_workers,
+                           is_chief=distribution.is_chief, start_epoch=start_epoch,
+                           checkpoint_dir=checkpoint_dir, history=history)
+    active = [c for c in callbacks if distribution.is_chief or not getattr(c, "chief_only", True)]
+
+    def fire(event: str, *args) -> None:
+        for c in active:
+            getattr(c, event)(*args, context)
+
+    fire("on_train_begin")
+    train_step = make_train_step(model, optimizer, strategy, g)
+    status = "finished"
+    epoch = start_epoch
+
+    # 4. epochs
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        t0 = time.time()
+        batches = strategy.experimental_distribute_dataset(
+            epoch_batches(data.x_train, model.noise_dim, g, config.seed, epoch))
+        sums: dict[str, float] = {}
+        steps = 0
+        for inputs in batches:
+            for k, v in train_step(inputs).items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            steps += 1
+        logs = {k: v / steps for k, v in sums.items()}
+        logs["loss"] = logs["loss"] + logs.pop("penalty")
+        logs.update(evaluate.validation_metrics(model, data.x_val, config.seed))
+        if not all(math.isfinite(v) for v in logs.values()):
+            status = f"diverged at epoch {epoch}"
+            epoch -= 1
+            break
+        logs["seconds"] = time.time() - t0
+        history.append(logs)
+        if write_dir:
+            ckpt.save(write_dir, model, optimizer, epoch, history, config.to_dict())
+        fire("on_epoch_end", epoch, logs)
+        if context.stop_training:
+            status = f"stopped at epoch {epoch}"
+            break
+
+    # 5. final evaluation
+    metrics: dict[str, float] = {}
+    if evaluate_at_end and not status.startswith("diverged"):
+        metrics = evaluate.evaluate(model, data, config)
+    result = TrainResult(status=status, epochs_completed=epoch, history=history, metrics=metrics, model=model,
+                         dataset=data, config=config,
+                         distribution={"strategy": distribution.name, "replicas": distribution.num_replicas,
+                                       "workers": distribution.num_workers})
+    fire("on_train_end", result)
+    return result
+

@@ -1,0 +1,28 @@
+"""Dense encoder / decoder stacks shared by both models."""
+from __future__ import annotations
+
+import math
+
+import keras
+
+
+def encoder_trunk(image_shape, hidden, activation, name):
+    """Flatten then `hidden` dense layers: (B, H, W) -> (B, hidden[-1])."""
+    inputs = keras.Input(shape=tuple(image_shape), name="image")
+    h = keras.layers.Flatten()(inputs)
+    for i, width in enumerate(hidden):
+        h = keras.layers.Dense(width, activation=activation, name=f"{name}_dense_{i}")(h)
+    return inputs, h
+
+
+def decoder_trunk(latent_dim, hidden, activation, name):
+    """Mirror of the encoder: (B, latent) -> (B, hidden[0])."""
+    inputs = keras.Input(shape=(latent_dim,), name="code")
+    h = inputs
+    for i, width in enumerate(reversed(hidden)):
+        h = keras.layers.Dense(width, activation=activation, name=f"{name}_dense_{i}")(h)
+    return inputs, h
+
+
+def pixels(image_shape) -> int:
+    return int(math.prod(image_shape))

@@ -1,0 +1,74 @@
+"""Sparse autoencoder: a sigmoid code layer with a KL-divergence sparsity penalty (Ng, CS294A notes).
+
+penalty = sparsity_weight * sum_j KL(rho || rho_hat_j), where rho_hat_j is unit j's mean activation
+over the (global) batch. The loop passes `batch_mean`, which averages over the global batch across
+replicas, so the penalty and its gradient equal the single-device ones.
+"""
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from training.models.mlp import decoder_trunk, encoder_trunk, pixels
+
+EPS = 1e-6
+
+
+def kl_sparsity(rho, rho_hat):
+    """sum_j KL(Bernoulli(rho) || Bernoulli(rho_hat_j)); rho_hat (latent,) -> scalar."""
+    rho_hat = ops.clip(rho_hat, EPS, 1.0 - EPS)
+    return ops.sum(rho * ops.log(rho / rho_hat) + (1.0 - rho) * ops.log((1.0 - rho) / (1.0 - rho_hat)))
+
+
+@keras.saving.register_keras_serializable(package="aesweep")
+class SparseAutoencoder(keras.Model):
+    def __init__(self, image_shape, latent_dim, hidden=(256, 128), activation="relu", recon_loss="mse",
+                 sparsity_weight=0.01, sparsity_target=0.05, **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.latent_dim = int(latent_dim)
+        self.hidden = tuple(int(h) for h in hidden)
+        self.activation = activation
+        self.recon_loss = recon_loss
+        self.sparsity_weight = float(sparsity_weight)
+        self.sparsity_target = float(sparsity_target)
+
+        x_in, h = encoder_trunk(self.image_shape, self.hidden, activation, "enc")
+        code = keras.layers.Dense(self.latent_dim, activation="sigmoid", name="code")(h)
+        self.encoder = keras.Model(x_in, code, name="encoder")
+        z_in, h = decoder_trunk(self.latent_dim, self.hidden, activation, "dec")
+        logits = keras.layers.Dense(pixels(self.image_shape), name="x_logits")(h)
+        self.decoder = keras.Model(z_in, logits, name="decoder")
+
+    noise_dim = 0
+
+    def encode_mean(self, x):
+        """(B, H, W) -> code activations (B, latent) in (0, 1)."""
+        return self.encoder(x)
+
+    def decode(self, z):
+        return ops.reshape(ops.sigmoid(self.decoder(z)), (-1,) + self.image_shape)
+
+    def call(self, x, training=False):
+        return self.decode(self.encoder(x, training=training))
+
+    def loss_terms(self, x, noise=None, batch_mean=None, training=True):
+        """Per-example reconstruction (summed over pixels) plus the batch-level sparsity penalty."""
+        batch_mean = batch_mean or (lambda t: ops.mean(t, axis=0))
+        code = self.encoder(x, training=training)
+        logits = self.decoder(code, training=training)
+        x_flat = ops.reshape(x, (ops.shape(x)[0], -1))
+        if self.recon_loss == "bce":
+            recon = ops.sum(x_flat * ops.softplus(-logits) + (1.0 - x_flat) * ops.softplus(logits), axis=-1)
+        else:
+            recon = ops.sum(ops.square(x_flat - ops.sigmoid(logits)), axis=-1)
+        kl = kl_sparsity(self.sparsity_target, batch_mean(code))
+        return {"loss": recon, "recon": recon, "sparsity_kl": kl, "penalty": self.sparsity_weight * kl}
+
+    def get_config(self):
+        return {"name": self.name, "image_shape": list(self.image_shape), "latent_dim": self.latent_dim,
+                "hidden": list(self.hidden), "activation": self.activation, "recon_loss": self.recon_loss,
+                "sparsity_weight": self.sparsity_weight, "sparsity_target": self.sparsity_target}
+
+    def build(self, input_shape=None):
+        self.built = True

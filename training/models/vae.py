@@ -1,0 +1,121 @@
+"""Variational autoencoder (Kingma & Welling 2013) with a Bernoulli or Gaussian decoder.
+
+Randomness is not drawn inside the model: the loop supplies standard-normal noise per
+example (seeded by seed and epoch), so results do not depend on how a batch is split
+across replicas, and a resumed run draws exactly what an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from training.models.mlp import decoder_trunk, encoder_trunk, pixels
+
+LOG_2PI = math.log(2.0 * math.pi)
+# The Gaussian decoder's log-variance is bounded to [LOGVAR_MID - LOGVAR_HALF, LOGVAR_MID + LOGVAR_HALF]:
+# unbounded, it collapses onto near-constant pixels and the likelihood runs away.
+LOGVAR_MID, LOGVAR_HALF = -3.5, 5.5
+
+
+@keras.saving.register_keras_serializable(package="aesweep")
+class VAE(keras.Model):
+    def __init__(self, image_shape, latent_dim, hidden=(256, 128), activation="relu", likelihood="bce",
+                 kl_weight=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.latent_dim = int(latent_dim)
+        self.hidden = tuple(int(h) for h in hidden)
+        self.activation = activation
+        self.likelihood = likelihood  # "bce" (Bernoulli), "gaussian" (learned variance) or "mse" (unit variance)
+        self.kl_weight = float(kl_weight)
+        d = pixels(self.image_shape)
+
+        x_in, h = encoder_trunk(self.image_shape, self.hidden, activation, "enc")
+        z_mean = keras.layers.Dense(self.latent_dim, name="z_mean")(h)
+        z_log_var = keras.layers.Dense(self.latent_dim, name="z_log_var")(h)
+        self.encoder = keras.Model(x_in, [z_mean, z_log_var], name="encoder")
+
+        z_in, h = decoder_trunk(self.latent_dim, self.hidden, activation, "dec")
+        outputs = [keras.layers.Dense(d, name="x_param")(h)]
+        if likelihood == "gaussian":
+            outputs.append(keras.layers.Dense(d, name="x_log_var")(h))
+        self.decoder = keras.Model(z_in, outputs, name="decoder")
+
+    # --- the surface shared with the sparse autoencoder
+    noise_dim = property(lambda self: self.latent_dim)
+
+    def encode(self, x, training=False):
+        """(B, H, W) -> z_mean, z_log_var, each (B, latent)."""
+        return self.encoder(x, training=training)
+
+    def encode_mean(self, x):
+        return self.encode(x)[0]
+
+    def decode_params(self, z, training=False):
+        """(B, latent) -> x_param (B, D) [, x_log_var (B, D)]: logits for "bce", means otherwise."""
+        out = self.decoder(z, training=training)
+        if self.likelihood == "gaussian":
+            param, raw = out
+            return ops.sigmoid(param), LOGVAR_MID + LOGVAR_HALF * ops.tanh(raw)
+        out = out[0] if isinstance(out, (list, tuple)) else out
+        return (ops.sigmoid(out) if self.likelihood == "mse" else out), None
+
+    def decode(self, z):
+        """(B, latent) -> pixel means (B, H, W) in [0, 1]."""
+        param, _ = self.decode_params(z)
+        mean = ops.sigmoid(param) if self.likelihood == "bce" else param
+        return ops.reshape(mean, (-1,) + self.image_shape)
+
+    def call(self, x, training=False):
+        """Reconstruction from the posterior mean: (B, H, W) -> (B, H, W)."""
+        return self.decode(self.encode(x, training=training)[0])
+
+    # --- likelihood terms
+    def log_px_z(self, x_flat, z, training=False):
+        """log p(x|z) per example, (B, D) x (B, latent) -> (B,)."""
+        param, log_var = self.decode_params(z, training=training)
+        if self.likelihood == "bce":
+            # log Bernoulli(x | sigmoid(logits)) = -softplus(-l) * x - softplus(l) * (1 - x)
+            return -ops.sum(x_flat * ops.softplus(-param) + (1.0 - x_flat) * ops.softplus(param), axis=-1)
+        if log_var is None:  # unit-variance Gaussian
+            log_var = ops.zeros_like(param)
+        return -0.5 * ops.sum(LOG_2PI + log_var + ops.square(x_flat - param) / ops.exp(log_var), axis=-1)
+
+    def loss_terms(self, x, noise, batch_mean=None, training=True):
+        """Negative ELBO per example: loss = -log p(x|z) + beta * KL(q(z|x) || N(0, I)).
+
+        noise: (B, latent) standard normal draws for the reparameterisation z = mu + sigma * eps.
+        """
+        z_mean, z_log_var = self.encode(x, training=training)
+        z = z_mean + ops.exp(0.5 * z_log_var) * noise
+        x_flat = ops.reshape(x, (ops.shape(x)[0], -1))
+        recon = -self.log_px_z(x_flat, z, training=training)
+        kl = -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)
+        return {"loss": recon + self.kl_weight * kl, "recon": recon, "kl": kl,
+                "elbo": -(recon + kl), "penalty": ops.zeros(())}
+
+    def log_weights(self, x, noise):
+        """Importance log-weights log p(x,z_k) - log q(z_k|x) for K samples.
+
+        x: (B, H, W); noise: (K, B, latent) -> (K, B). logsumexp over K minus log K is the IWAE bound.
+        """
+        z_mean, z_log_var = self.encode(x)
+        k, b = ops.shape(noise)[0], ops.shape(noise)[1]
+        std = ops.exp(0.5 * z_log_var)
+        z = z_mean[None] + std[None] * noise  # (K, B, latent)
+        x_flat = ops.reshape(x, (b, -1))
+        x_rep = ops.reshape(ops.broadcast_to(x_flat[None], (k, b, x_flat.shape[-1])), (k * b, -1))
+        log_px = ops.reshape(self.log_px_z(x_rep, ops.reshape(z, (k * b, self.latent_dim))), (k, b))
+        log_pz = -0.5 * ops.sum(LOG_2PI + ops.square(z), axis=-1)
+        log_qz = -0.5 * ops.sum(LOG_2PI + z_log_var[None] + ops.square(noise), axis=-1)
+        return log_px + log_pz - log_qz
+
+    def get_config(self):
+        return {"name": self.name, "image_shape": list(self.image_shape), "latent_dim": self.latent_dim,
+                "hidden": list(self.hidden), "activation": self.activation, "likelihood": self.likelihood,
+                "kl_weight": self.kl_weight}
+
+    def build(self, input_shape=None):  # sub-models are built at construction
+        self.built = True
