@@ -12,6 +12,30 @@ if not _os.environ.get("AESWEEP_VERBOSE"):
     _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     _os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 
+
+
+def import_tensorflow():
+    """Import TensorFlow and Keras once, hiding the C++ lines TF prints before its logging starts."""
+    import sys
+
+    if "tensorflow" in sys.modules or _os.environ.get("AESWEEP_VERBOSE"):
+        import keras  # noqa: F401
+        import tensorflow
+
+        return tensorflow
+    saved, devnull = _os.dup(2), _os.open(_os.devnull, _os.O_WRONLY)
+    _os.dup2(devnull, 2)
+    try:
+        import keras  # noqa: F401
+        import tensorflow
+    finally:
+        _os.dup2(saved, 2)
+        _os.close(saved)
+        _os.close(devnull)
+    tensorflow.get_logger().setLevel("ERROR")
+    return tensorflow
+
+
 from training.config import ConfigError, TrainConfig  # noqa: E402
 from training.data import DataError, load_dataset  # noqa: E402
 

@@ -10,21 +10,9 @@ import json
 import os
 from dataclasses import dataclass
 
-import tensorflow as tf
+from training import import_tensorflow
 
-
-def quiet_tensorflow() -> None:
-    """Silence TensorFlow's C++ and Python log noise unless AESWEEP_VERBOSE is set."""
-    if os.environ.get("AESWEEP_VERBOSE"):
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    tf.get_logger().setLevel("ERROR")
-    try:
-        import absl.logging
-
-        absl.logging.set_verbosity(absl.logging.ERROR)
-    except ImportError:
-        pass
+tf = import_tensorflow()
 
 
 def _tf_config_workers() -> int:

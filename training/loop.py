@@ -26,11 +26,9 @@ from training import checkpoint as ckpt
 from training.callbacks import Callback, TrainContext
 from training.config import ConfigError, TrainConfig
 from training.data import Dataset, load_dataset
-from training.distribute import Distribution, describe, quiet_tensorflow, select_strategy
+from training.distribute import Distribution, describe, select_strategy, tf
 
-quiet_tensorflow()
 import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from training import evaluate  # noqa: E402
 from training.models import build_model  # noqa: E402

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import math
 
-import keras
+from training import import_tensorflow
+
+import_tensorflow()
+import keras  # noqa: E402
 
 
 def encoder_trunk(image_shape, hidden, activation, name):

@@ -6,7 +6,10 @@ replicas, so the penalty and its gradient equal the single-device ones.
 """
 from __future__ import annotations
 
-import keras
+from training import import_tensorflow
+
+import_tensorflow()
+import keras  # noqa: E402
 from keras import ops
 
 from training.models.mlp import decoder_trunk, encoder_trunk, pixels
@@ -39,6 +42,7 @@ class SparseAutoencoder(keras.Model):
         z_in, h = decoder_trunk(self.latent_dim, self.hidden, activation, "dec")
         logits = keras.layers.Dense(pixels(self.image_shape), name="x_logits")(h)
         self.decoder = keras.Model(z_in, logits, name="decoder")
+        self.built = True  # every variable exists once the sub-models do
 
     noise_dim = 0
 

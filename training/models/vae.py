@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import math
 
-import keras
+from training import import_tensorflow
+
+import_tensorflow()
+import keras  # noqa: E402
 from keras import ops
 
 from training.models.mlp import decoder_trunk, encoder_trunk, pixels
@@ -42,6 +45,7 @@ class VAE(keras.Model):
         if likelihood == "gaussian":
             outputs.append(keras.layers.Dense(d, name="x_log_var")(h))
         self.decoder = keras.Model(z_in, outputs, name="decoder")
+        self.built = True  # every variable exists once the sub-models do
 
     # --- the surface shared with the sparse autoencoder
     noise_dim = property(lambda self: self.latent_dim)

@@ -1,0 +1,31 @@
+# Two commands for a newcomer: `make sweep` (the main job) and `make test`.
+# Every target builds .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA_DIR ?= ../shared/data
+
+.PHONY: venv test train train-frey train-mnist-test clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+test: venv
+	$(PY) -m pytest -q
+
+train: venv
+	$(PY) -m training --model vae --dataset digits --epochs 20 --out runs/vae-digits
+
+train-frey: venv
+	$(PY) -m training --model vae --dataset frey --data-dir $(DATA_DIR) --out runs/vae-frey
+
+train-mnist-test: venv
+	$(PY) -m training --model sae --dataset mnist-test --data-dir $(DATA_DIR) --out runs/sae-mnist-test
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,109 @@
+"""Losses against numpy on tiny cases, and exact save/load with Keras safe mode."""
+import numpy as np
+import pytest
+from scipy.special import expit, logsumexp
+from scipy.stats import norm
+
+from training.config import ConfigError, TrainConfig
+from training.models import build_model
+from training.models.sae import kl_sparsity
+
+
+def relu(a):
+    return np.maximum(a, 0.0)
+
+
+def dense_weights(model):
+    return [np.asarray(w, dtype=np.float64) for w in model.weights]
+
+
+def numpy_vae_terms(model, x, eps):
+    """Independent forward pass of a one-hidden-layer VAE from its weight arrays."""
+    w1, b1, wm, bm, wv, bv = dense_weights(model.encoder)
+    xf = x.reshape(len(x), -1).astype(np.float64)
+    h = relu(xf @ w1 + b1)
+    mu, lv = h @ wm + bm, h @ wv + bv
+    z = mu + np.exp(0.5 * lv) * eps
+    dec = dense_weights(model.decoder)
+    hd = relu(z @ dec[0] + dec[1])
+    out = hd @ dec[2] + dec[3]
+    if model.likelihood == "bce":
+        p = expit(out)
+        log_px = np.sum(xf * np.log(p) + (1 - xf) * np.log(1 - p), axis=1)
+    else:
+        mean = expit(out)
+        log_var = -3.5 + 5.5 * np.tanh(hd @ dec[4] + dec[5])
+        log_px = np.sum(norm.logpdf(xf, loc=mean, scale=np.exp(0.5 * log_var)), axis=1)
+    kl = 0.5 * np.sum(np.exp(lv) + mu ** 2 - 1.0 - lv, axis=1)
+    return log_px, kl, mu, lv
+
+
+@pytest.mark.parametrize("likelihood", ["bce", "gaussian"])
+def test_vae_elbo_matches_numpy(likelihood):
+    cfg = TrainConfig(model="vae", latent_dim=3, hidden=(5,), kl_weight=2.0, recon_loss=likelihood)
+    model = build_model(cfg, (4, 3))
+    rng = np.random.default_rng(1)
+    x = rng.uniform(size=(6, 4, 3)).astype(np.float32)
+    eps = rng.standard_normal((6, 3)).astype(np.float32)
+    terms = {k: np.asarray(v) for k, v in model.loss_terms(x, eps).items()}
+    log_px, kl, _, _ = numpy_vae_terms(model, x, eps)
+    np.testing.assert_allclose(terms["recon"], -log_px, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(terms["kl"], kl, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(terms["loss"], -log_px + 2.0 * kl, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(terms["elbo"], log_px - kl, rtol=1e-4, atol=1e-3)
+
+
+def test_iwae_log_weights_match_numpy():
+    model = build_model(TrainConfig(model="vae", latent_dim=2, hidden=(4,)), (3, 3))
+    rng = np.random.default_rng(2)
+    x = rng.uniform(size=(2, 3, 3)).astype(np.float32)
+    noise = rng.standard_normal((5, 2, 2)).astype(np.float32)
+    logw = np.asarray(model.log_weights(x, noise))
+    for k in range(5):
+        log_px, _, mu, lv = numpy_vae_terms(model, x, noise[k])
+        z = mu + np.exp(0.5 * lv) * noise[k]
+        log_pz = norm.logpdf(z).sum(1)
+        log_qz = norm.logpdf(z, loc=mu, scale=np.exp(0.5 * lv)).sum(1)
+        np.testing.assert_allclose(logw[k], log_px + log_pz - log_qz, rtol=1e-4, atol=1e-3)
+    # The IWAE bound is at least the ELBO (Jensen), with equality at K=1.
+    assert np.all(logsumexp(logw, 0) - np.log(5) >= logw.mean(0) - 1e-6)
+
+
+def test_sparsity_penalty_matches_numpy():
+    cfg = TrainConfig(model="sae", latent_dim=4, hidden=(6,), sparsity_weight=0.5, sparsity_target=0.1)
+    model = build_model(cfg, (3, 3))
+    x = np.random.default_rng(3).uniform(size=(8, 3, 3)).astype(np.float32)
+    terms = {k: np.asarray(v) for k, v in model.loss_terms(x).items()}
+    rho_hat = np.asarray(model.encode_mean(x), dtype=np.float64).mean(0)
+    rho = 0.1
+    kl = np.sum(rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat)))
+    np.testing.assert_allclose(terms["sparsity_kl"], kl, rtol=1e-5)
+    np.testing.assert_allclose(terms["penalty"], 0.5 * kl, rtol=1e-5)
+    recon = np.asarray(model(x)).reshape(8, -1) - x.reshape(8, -1)
+    np.testing.assert_allclose(terms["recon"], (recon ** 2).sum(1), rtol=1e-5)
+    # At the target the penalty vanishes.
+    assert float(kl_sparsity(0.1, np.full(4, 0.1, np.float32))) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["vae", "sae"])
+def test_save_load_exact_in_safe_mode(tmp_path, kind):
+    import keras
+
+    model = build_model(TrainConfig(model=kind, latent_dim=3, hidden=(7, 5)), (4, 4))
+    x = np.random.default_rng(4).uniform(size=(3, 4, 4)).astype(np.float32)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert type(loaded) is type(model)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    np.testing.assert_array_equal(np.asarray(loaded.encode_mean(x)), np.asarray(model.encode_mean(x)))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"latent_dim": 0}, "latent_dim=0"), ({"learning_rate": 0.0}, "learning_rate=0.0"),
+    ({"sparsity_target": 1.0}, "strictly between 0 and 1"), ({"model": "gan"}, "choose one of vae, sae"),
+    ({"hidden": ()}, "hidden"), ({"epochs": 0}, "epochs=0"), ({"batch_size": -3}, "batch_size=-3"),
+    ({"model": "sae", "recon_loss": "gaussian"}, "sparse autoencoder takes"),
+])
+def test_config_errors_are_clear(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**changes)
