@@ -40,4 +40,4 @@ def test_bad_input_is_one_line(tmp_path):
     assert out.returncode == 2 and "latent_dim=0" in out.stderr and "Traceback" not in out.stderr
 
 
-NO_TRACKING: tuple[str, ...] = ()
+NO_TRACKING = ("--no-tracking",)

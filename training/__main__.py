@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 
 from training.cli import add_config_arguments, config_from_args
-from training.config import ConfigError
-from training.data import DataError
+from training.errors import UserError
 
 PLUGINS = ("tracking.plugin",)
 
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             for plugin in plugins:
                 callbacks += stack.enter_context(plugin.session(args, config, data))
             result = train(config, callbacks=callbacks, checkpoint_dir=args.checkpoint_dir, dataset=data)
-    except (ConfigError, DataError) as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out or f"runs/{config.model}-{config.dataset.replace(':', '_').replace('/', '_')}")

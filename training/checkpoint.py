@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from training.config import ConfigError
+
 STATE = "state.json"
 WEIGHTS = "weights.npz"
 
@@ -45,7 +47,7 @@ def restore(directory: str | os.PathLike, model, optimizer, config_dict: dict) -
     now = {k: v for k, v in config_dict.items() if k not in ("epochs", "data_dir", "iw_samples")}
     if saved != now:
         diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-        raise ValueError(f"checkpoint in {directory} was made with a different config ({', '.join(diff)}); "
+        raise ConfigError(f"checkpoint in {directory} was made with a different config ({', '.join(diff)}); "
                          f"use a fresh checkpoint directory or the same config")
     with np.load(Path(directory) / WEIGHTS, allow_pickle=False) as z:
         for i, v in enumerate(model.weights):

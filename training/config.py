@@ -11,11 +11,13 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from training.errors import UserError
+
 MODELS = ("vae", "sae")
 RECON_LOSSES = ("auto", "bce", "mse", "gaussian")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration value is invalid; the message says which and what to do."""
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from training.errors import UserError
+
 DATASETS = ("digits", "mnist", "mnist-test", "frey", "npz:PATH")
 
 FREY_URL = "https://cs.nyu.edu/~roweis/data/frey_rawface.mat"
@@ -39,7 +41,7 @@ MNIST_TEST_SHA256 = {
 }
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Input data is missing or malformed; the message names the file and the fix."""
 
 

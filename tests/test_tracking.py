@@ -1,0 +1,206 @@
+"""Tracking against real stores: the SQLite default and a real `mlflow server` process."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+from tests.mlflow_helpers import free_port, mlflow_server, process
+
+SECRET = "s3cr3t-Value-That-Must-Not-Leak-9876"
+EPOCHS = 3
+
+
+def train_cli(uri, *args, env=None, wait=True, cwd=ROOT):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1",
+           **(env or {})}
+    cmd = [sys.executable, "-m", "training", "--dataset", "digits", "--latent-dim", "2", "--hidden", "32",
+           "--iw-samples", "10", "--batch-size", "64", *args]
+    if not wait:
+        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=400)
+
+
+@pytest.fixture(scope="module")
+def sqlite_run(tmp_path_factory):
+    """One registered training on a fresh SQLite store, with secrets in its environment."""
+    tmp = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    out = train_cli(uri, "--epochs", str(EPOCHS), "--image-every", "1", "--register", "--out", str(tmp / "out"),
+                    env={"MLFLOW_TRACKING_PASSWORD": SECRET, "AWS_SECRET_ACCESS_KEY": SECRET + "-aws"}, cwd=tmp)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("aesweep-vae-digits")
+    runs = client.search_runs([exp.experiment_id])
+    return {"tmp": tmp, "uri": uri, "client": client, "runs": runs, "stdout": out.stdout}
+
+
+def test_one_finished_run_with_histories(sqlite_run):
+    runs, client = sqlite_run["runs"], sqlite_run["client"]
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    run = runs[0]
+    for key in ("loss", "kl", "val_loss", "val_elbo"):
+        history = client.get_metric_history(run.info.run_id, key)
+        assert [m.step for m in history] == list(range(1, EPOCHS + 1)), key
+    for key in ("test_log_likelihood", "test_elbo", "test_recon_mse", "cluster_acc_test", "nmi_test", "val_loss"):
+        assert key in run.data.metrics
+    assert run.data.params["latent_dim"] == "2" and run.data.params["hidden"] == "32"
+    assert run.data.tags["dataset_digest"] and run.data.tags["strategy"] == "DefaultStrategy"
+    assert run.data.tags["replicas"] == "1" and run.data.tags["model_kind"] == "vae"
+    assert any(k.startswith("system/cpu_utilization") for k in run.data.metrics), sorted(run.data.metrics)
+    inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.name == "digits"
+    assert inputs[0].dataset.digest == run.data.tags["dataset_digest"][:32]
+
+
+def test_images_for_each_step(sqlite_run):
+    client, run_id = sqlite_run["client"], sqlite_run["runs"][0].info.run_id
+    names = [a.path for a in client.list_artifacts(run_id, "images")]
+    pattern = re.compile(r"^images/(?P<key>[a-z_]+)\+step\+(?P<step>\d+)\+.*\.png$")
+    for key in ("latent_traversal", "reconstructions", "samples", "latent_manifold"):
+        steps = sorted(int(m["step"]) for n in names if (m := pattern.match(n)) and m["key"] == key)
+        assert steps == list(range(1, EPOCHS + 1)), (key, names[:5])
+    assert [a.path for a in client.list_artifacts(run_id, "figures")] == ["figures/loss_curves.png"]
+
+
+def test_registered_champion_loads_and_reconstructs(sqlite_run):
+    import mlflow
+
+    from training.data import load_dataset
+
+    mlflow.set_tracking_uri(sqlite_run["uri"])
+    mv = sqlite_run["client"].get_model_version_by_alias("vae-digits", "champion")
+    assert mv.tags["source_run"] == sqlite_run["runs"][0].info.run_id
+    assert mv.tags["metric"] == "test_log_likelihood"
+    model = mlflow.pyfunc.load_model("models:/vae-digits@champion")
+    x = load_dataset("digits").x_test[:5]
+    recon = model.predict(x)
+    assert recon.shape == (5, 8, 8) and np.mean((recon - x) ** 2) < np.mean((x - x.mean()) ** 2)
+    assert model.predict(x, params={"output": "latent"}).shape == (5, 2)
+    inner = model.unwrap_python_model()
+    assert inner.decode(np.zeros((3, 2), np.float32)).shape == (3, 8, 8)
+    assert inner.sample(4).shape == (4, 8, 8)
+    keras_model = mlflow.keras.load_model(f"runs:/{mv.tags['source_run']}/model")
+    np.testing.assert_allclose(np.asarray(keras_model(x)), recon, rtol=1e-5, atol=1e-6)
+    assert "registered vae-digits version 1: is now vae-digits@champion" in sqlite_run["stdout"]
+
+
+def test_alias_moves_only_on_improvement(sqlite_run):
+    from tracking.registry import register
+
+    client, run_id = sqlite_run["client"], sqlite_run["runs"][0].info.run_id
+    uri = f"runs:/{run_id}/pyfunc"
+    import mlflow
+
+    mlflow.set_tracking_uri(sqlite_run["uri"])
+    first = register(uri, "gate", run_id, "score", "max", 0.5, "d1", client)
+    worse = register(uri, "gate", run_id, "score", "max", 0.4, "d1", client)
+    better = register(uri, "gate", run_id, "score", "max", 0.7, "d1", client)
+    other_data = register(uri, "gate", run_id, "score", "max", 0.9, "d2", client)
+    assert [r.promoted for r in (first, worse, better, other_data)] == [True, False, True, False]
+    assert str(client.get_model_version_by_alias("gate", "champion").version) == better.version
+    assert client.get_model_version("gate", worse.version).tags["challenger"] == "true"
+    assert "other data" in other_data.reason and "does not beat" in worse.reason
+
+
+def test_no_secret_anywhere_in_the_store(sqlite_run):
+    tmp = sqlite_run["tmp"]
+    leaks = []
+    for root, _, files in os.walk(tmp):
+        for f in files:
+            data = open(os.path.join(root, f), "rb").read()
+            if SECRET.encode() in data:
+                leaks.append(os.path.join(root, f))
+    assert (tmp / "mlflow.db").exists() and not leaks
+
+
+def test_served_champion_answers_http(sqlite_run):
+    port = free_port()
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/vae-digits@champion",
+           "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    with process(cmd, f"http://127.0.0.1:{port}/ping", timeout=180,
+                 env={"MLFLOW_TRACKING_URI": sqlite_run["uri"]}):
+        x = np.random.default_rng(0).uniform(size=(2, 8, 8)).round(3).tolist()
+        for params, shape in ((None, [2, 8, 8]), ({"output": "latent"}, [2, 2])):
+            body = {"inputs": x} | ({"params": params} if params else {})
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=60) as r:
+                preds = json.loads(r.read())["predictions"]
+            assert list(np.asarray(preds).shape) == shape
+
+
+def test_divergence_ends_failed_with_reason(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    out = train_cli(uri, "--epochs", "3", "--learning-rate", "1e12", "--register", "--out", str(tmp_path / "o"))
+    assert out.returncode == 1
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("aesweep-vae-digits").experiment_id])
+    assert run.info.status == "FAILED" and run.data.tags["failure_reason"].startswith("diverged at epoch")
+    assert client.search_registered_models() == []  # a failed job registers nothing
+
+
+def test_sigterm_ends_killed(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = train_cli(uri, "--epochs", "500", "--out", str(tmp_path / "o"), wait=False)
+    lines = []
+    for line in proc.stdout:  # wait until training is under way
+        lines.append(line)
+        if line.startswith("epoch   2/"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("aesweep-vae-digits").experiment_id])
+    assert run.info.status == "KILLED", "".join(lines)
+
+
+def test_unreachable_server_fails_fast_before_training(tmp_path):
+    t0 = time.time()
+    out = train_cli(f"http://127.0.0.1:{free_port()}", "--epochs", "1", "--out", str(tmp_path / "o"))
+    assert time.time() - t0 < 40  # TensorFlow start-up included; the check itself is bounded at 10 s
+    assert out.returncode == 2 and "unreachable" in out.stderr and "epoch" not in out.stdout
+    assert "Traceback" not in out.stderr
+
+
+def test_real_tracking_server(tmp_path):
+    with mlflow_server(tmp_path) as url:
+        out = train_cli(url, "--epochs", "2", "--image-every", "1", "--register-as", "served-vae",
+                        "--out", str(tmp_path / "o"))
+        assert out.returncode == 0, out.stderr[-3000:]
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(url)
+        (run,) = client.search_runs([client.get_experiment_by_name("aesweep-vae-digits").experiment_id])
+        assert run.info.status == "FINISHED"
+        assert len(client.get_metric_history(run.info.run_id, "val_loss")) == 2
+        assert any(a.path.startswith("images/latent_traversal") for a in client.list_artifacts(run.info.run_id,
+                                                                                              "images"))
+        assert str(client.get_model_version_by_alias("served-vae", "champion").version) == "1"
+        assert (tmp_path / "artifacts").is_dir()
+
+
+def test_image_failure_only_warns():
+    from training.callbacks import TrainContext
+    from training.config import TrainConfig
+    from tracking.callback import MlflowCallback
+
+    ctx = TrainContext(config=TrainConfig(), dataset=None, model=None, strategy_name="x", num_replicas=1,
+                       num_workers=1, is_chief=True, start_epoch=0)
+    with pytest.warns(UserWarning, match="could not draw images at epoch 3"):
+        MlflowCallback()._log_images(ctx, 3)

@@ -1,0 +1,96 @@
+"""MlflowCallback: what one training records in its (already active) MLflow run."""
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+
+import mlflow
+import numpy as np
+
+from training.callbacks import Callback
+from tracking.secrets import redact_dict
+
+log = logging.getLogger("aesweep.tracking")
+
+
+def image_schedule(epochs: int, every: int | None) -> int:
+    """Log images every `every` epochs (default: about five times per run) and at the end."""
+    return max(1, every if every else math.ceil(epochs / 5))
+
+
+class MlflowCallback(Callback):
+    """Params, tags and lineage at the start; metrics and images by epoch; final metrics, figures
+    and the model at the end. Image logging failures only warn: they never stop training."""
+
+    def __init__(self, image_every: int | None = None, log_model: bool = True, dataset_inputs: bool = True):
+        self.image_every = image_every
+        self.log_model = log_model
+        self.dataset_inputs = dataset_inputs
+        self.model_uris: dict[str, str] = {}
+        self.result = None
+
+    def on_train_begin(self, context):
+        c, d = context.config, context.dataset
+        run = mlflow.active_run()
+        if context.start_epoch == 0 or not run.data.params:
+            mlflow.log_params(redact_dict({k: (",".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
+                                           for k, v in c.to_dict().items()}))
+        mlflow.set_tags({"model_kind": c.model, "dataset": c.dataset, "dataset_digest": d.digest,
+                         "strategy": context.strategy_name, "replicas": context.num_replicas,
+                         "workers": context.num_workers, "recon_likelihood": c.resolved_recon_loss()})
+        if self.dataset_inputs and context.start_epoch == 0:
+            try:
+                ds = mlflow.data.from_numpy(d.x_train.reshape(len(d.x_train), -1), targets=d.y_train,
+                                            name=c.dataset, digest=d.digest[:32])
+                mlflow.log_input(ds, context="training")
+            except Exception as e:  # lineage is a record, not a reason to stop
+                warnings.warn(f"could not log dataset lineage: {e}")
+
+    def on_epoch_end(self, epoch, logs, context):
+        mlflow.log_metrics({k: float(v) for k, v in logs.items() if k != "seconds"} |
+                           {"epoch_seconds": float(logs.get("seconds", 0.0))}, step=epoch)
+        every = image_schedule(context.config.epochs, self.image_every)
+        if epoch % every == 0 or epoch == context.config.epochs:
+            self._log_images(context, epoch)
+
+    def _log_images(self, context, step):
+        from training.images import model_images
+
+        try:
+            images = model_images(context.model, context.dataset, context.config)
+        except Exception as e:
+            warnings.warn(f"could not draw images at epoch {step}: {e}")
+            return
+        for key, image in images.items():
+            try:
+                mlflow.log_image(np.ascontiguousarray(image), key=key, step=step)
+            except Exception as e:
+                warnings.warn(f"could not log image {key!r} at epoch {step}: {e}")
+
+    def on_train_end(self, result, context):
+        self.result = result
+        mlflow.set_tag("status_detail", result.status)
+        if result.diverged:
+            return
+        last = result.epochs_completed
+        # Final metrics at the last epoch's step; names already in the epoch history (val_loss) stay there.
+        per_epoch = set(result.history[-1]) if result.history else set()
+        mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if k not in per_epoch}, step=last)
+        if last and last % image_schedule(context.config.epochs, self.image_every) and last != context.config.epochs:
+            self._log_images(context, last)  # a run stopped early still ends with its final images
+        from training.images import loss_curves
+
+        try:
+            import matplotlib.pyplot as plt
+
+            if result.history:
+                fig = loss_curves(result.history)
+                mlflow.log_figure(fig, "figures/loss_curves.png")
+                plt.close(fig)
+        except Exception as e:
+            warnings.warn(f"could not log the loss-curve figure: {e}")
+        if self.log_model:
+            from tracking.model import log_models
+
+            self.model_uris = log_models(result.model, result.dataset.image_shape)

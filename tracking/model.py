@@ -1,0 +1,45 @@
+"""Logging a trained model: the Keras flavor with a signature, and a serving pyfunc."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.models.signature import ModelSignature
+from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
+
+HERE = Path(__file__).resolve().parent
+TRAINING_DIR = HERE.parent / "training"
+
+
+def signature(image_shape, latent_dim: int | None = None, with_params: bool = False) -> ModelSignature:
+    f32 = np.dtype("float32")
+    params = ParamSchema([ParamSpec("output", "string", "reconstruction")]) if with_params else None
+    return ModelSignature(inputs=Schema([TensorSpec(f32, (-1, *image_shape))]),
+                          outputs=Schema([TensorSpec(f32, (-1, *image_shape))]), params=params)
+
+
+def log_models(model, image_shape) -> dict[str, str]:
+    """Log `model` twice in the active run: `model` (Keras flavor) and `pyfunc` (serving).
+
+    No input_example: with one, mlflow.keras.log_model crashes on MLflow 3.17 (mlflow#16183).
+    Returns {"keras": uri, "pyfunc": uri}.
+    """
+    requirements = _requirements()
+    keras_info = mlflow.keras.log_model(model, name="model", signature=signature(image_shape),
+                                        pip_requirements=requirements)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        model.save(path)
+        pyfunc_info = mlflow.pyfunc.log_model(
+            name="pyfunc", python_model=str(HERE / "pyfunc_model.py"), artifacts={"keras_model": str(path)},
+            code_paths=[str(TRAINING_DIR)], signature=signature(image_shape, with_params=True),
+            pip_requirements=requirements)
+    return {"keras": keras_info.model_uri, "pyfunc": pyfunc_info.model_uri}
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("tensorflow", "keras", "mlflow", "scikit-learn", "scipy", "numpy")]

@@ -1,0 +1,55 @@
+"""Tables of runs: the best runs of an experiment, for the console."""
+from __future__ import annotations
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from tracking.registry import DEFAULT_METRIC
+from tracking.store import prepare
+
+KEY_METRICS = ("test_log_likelihood", "test_elbo", "cluster_acc_test", "nmi_test", "test_recon_mse", "val_loss")
+
+
+def best_runs(uri: str, experiment: str | None, metric: str | None, top: int):
+    """[(experiment name, metric, mode, runs dataframe)] for each experiment asked for."""
+    prepare(uri)
+    client = MlflowClient(uri)
+    if experiment:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            raise LookupError(f"no experiment named {experiment!r} in {uri}")
+        exps = [found]
+    else:
+        exps = [e for e in client.search_experiments() if e.name.startswith("aesweep-")]
+    out = []
+    for exp in exps:
+        kind = "sae" if exp.name.startswith("aesweep-sae") else "vae"
+        m = metric or DEFAULT_METRIC[kind][0]
+        mode = "ASC" if m.endswith(("mse", "loss")) else "DESC"
+        runs = mlflow.search_runs([exp.experiment_id], filter_string="attributes.status = 'FINISHED'",
+                                  order_by=[f"metrics.`{m}` {mode}"], max_results=top)
+        out.append((exp.name, m, mode, runs))
+    return out
+
+
+def print_best(uri: str, experiment: str | None, metric: str | None, top: int) -> int:
+    try:
+        tables = best_runs(uri, experiment, metric, top)
+    except LookupError as e:
+        print(f"error: {e}")
+        return 2
+    if not tables:
+        print(f"no aesweep experiments in {uri}; train one with python -m training")
+        return 0
+    for name, m, mode, runs in tables:
+        print(f"\n{name}  (best by {m}, {'lower' if mode == 'ASC' else 'higher'} is better)")
+        if runs.empty:
+            print("  no finished runs")
+            continue
+        cols = [c for c in KEY_METRICS if f"metrics.{c}" in runs]
+        header = f"  {'run id':<32}  " + "  ".join(f"{c:>18}" for c in cols) + "  model"
+        print(header)
+        for _, r in runs.iterrows():
+            vals = "  ".join(f"{r[f'metrics.{c}']:>18.4f}" for c in cols)
+            print(f"  {r['run_id']:<32}  {vals}  runs:/{r['run_id']}/pyfunc")
+    return 0

@@ -1,0 +1,117 @@
+"""A tracked run as a context manager: started or resumed, and always ended with a true status.
+
+    with tracked_run(config, data, experiment="...") as run:
+        result = train(config, callbacks=[run.callback])
+
+FINISHED on success; FAILED on an exception or a diverged training (reason in tag
+`failure_reason`); KILLED on Ctrl-C or SIGTERM. Never left RUNNING.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from tracking.callback import MlflowCallback
+from tracking.registry import Registration, default_metric, register
+from tracking.secrets import redact
+from tracking.store import default_experiment, prepare
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLING_SECONDS = "5"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an interrupt so the run is closed as KILLED."""
+
+
+@dataclass
+class TrackedRun:
+    run_id: str
+    experiment_id: str
+    callback: MlflowCallback
+    register_as: str | None = None
+    registry_metric: tuple[str, str] | None = None
+    registration: Registration | None = None
+    extra_tags: dict = field(default_factory=dict)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def tracked_run(config, data, tracking_uri: str | None = None, experiment: str | None = None,
+                run_id: str | None = None, parent_run_id: str | None = None, run_name: str | None = None,
+                tags: dict | None = None, system_metrics: bool = True, image_every: int | None = None,
+                log_model: bool = True, register_as: str | None = None, registry_metric: str | None = None,
+                quiet: bool = False):
+    """Start (or resume `run_id`) a run for one training, yield a TrackedRun, close it truthfully."""
+    uri, experiment_id = prepare(tracking_uri, experiment or default_experiment(config.model, config.dataset))
+    os.environ.setdefault("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", SAMPLING_SECONDS)
+    all_tags = {"mlflow.source.git.commit": git_commit()} | (tags or {})
+    all_tags = {k: redact(str(v)) for k, v in all_tags.items() if v is not None}
+    metric = default_metric(config.model, data.labelled)
+    if registry_metric:
+        metric = (registry_metric, "min" if registry_metric.endswith(("mse", "loss")) else "max")
+    callback = MlflowCallback(image_every=image_every, log_model=log_model or bool(register_as))
+    active = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id, run_name=run_name,
+                              parent_run_id=parent_run_id, tags=all_tags, log_system_metrics=system_metrics)
+    tracked = TrackedRun(active.info.run_id, active.info.experiment_id, callback, register_as, metric)
+    if not quiet:
+        print(f"[aesweep] MLflow run {tracked.run_id} in experiment {tracked.experiment_id} at {uri}")
+    status = "FAILED"
+    try:
+        with sigterm_as_interrupt():
+            yield tracked
+            result = callback.result
+            if result is not None and result.diverged:
+                mlflow.set_tag("failure_reason", result.status)
+            else:
+                status = "FINISHED"
+                if register_as and result is not None:
+                    name, mode = metric
+                    if name not in result.metrics:
+                        raise KeyError(f"metric {name!r} not in this run's results ({', '.join(result.metrics)}); "
+                                       f"choose another --registry-metric")
+                    tracked.registration = register(callback.model_uris["pyfunc"], register_as, tracked.run_id,
+                                                    name, mode, result.metrics[name], data.digest,
+                                                    MlflowClient(uri))
+                    mlflow.set_tag("registered_as", f"{register_as}/{tracked.registration.version}")
+                    if not quiet:
+                        print(tracked.registration.message())
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except BaseException as e:
+        mlflow.set_tag("failure_reason", redact(f"{type(e).__name__}: {e}")[:4000])
+        raise
+    finally:
+        mlflow.end_run(status=status)

@@ -1,0 +1,96 @@
+"""Where runs go: the tracking URI, a store created once, experiments, and a reachability check."""
+from __future__ import annotations
+
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from training.errors import UserError
+
+ENV_URI = "MLFLOW_TRACKING_URI"
+
+
+class TrackingError(UserError, RuntimeError):
+    """The tracking store cannot be used; the message says why and what to do."""
+
+
+def default_uri(project_dir: str | os.PathLike | None = None) -> str:
+    """MLflow's embedded SQLite store, as an ABSOLUTE URI: Ray trials change directory."""
+    base = Path(project_dir or os.getcwd()).resolve()
+    return f"sqlite:///{base / 'mlflow.db'}"
+
+
+def resolve_uri(uri: str | None = None) -> str:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else the default store; relative paths made absolute."""
+    uri = uri or os.environ.get(ENV_URI) or default_uri()
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{Path(uri[len('sqlite:///'):]).resolve()}"
+    elif "://" not in uri:  # a bare path: a SQLite file
+        uri = f"sqlite:///{Path(uri).resolve()}"
+    return uri
+
+
+def is_local(uri: str) -> bool:
+    return uri.startswith("sqlite:") or uri.startswith("file:")
+
+
+def check_reachable(uri: str, timeout: float = 10.0) -> None:
+    """Fail fast (within `timeout`) with a clear message if an http(s) server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    deadline = time.time() + timeout
+    last = "no answer"
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=max(0.5, deadline - time.time())) as r:
+                if r.status == 200:
+                    return
+                last = f"HTTP {r.status}"
+        except urllib.error.HTTPError as e:
+            last = f"HTTP {e.code}"
+            break
+        except (urllib.error.URLError, OSError) as e:
+            last = str(getattr(e, "reason", e))
+        time.sleep(0.5)
+    raise TrackingError(f"tracking server {uri} is unreachable ({last}); start it (python -m tracking server) "
+                        f"or pass another --tracking-uri")
+
+
+def prepare(uri: str | None = None, experiment: str | None = None) -> tuple[str, str | None]:
+    """Resolve the URI, create the store and experiment once (before any worker touches them).
+
+    Returns (uri, experiment_id). Sets MLflow's process-wide tracking URI and the env var, so
+    subprocesses and Ray workers started afterwards use the same absolute URI.
+    """
+    uri = resolve_uri(uri)
+    check_reachable(uri)
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    os.environ[ENV_URI] = uri
+    client = MlflowClient(uri)
+    try:
+        client.search_experiments(max_results=1)  # creates and migrates a fresh SQLite store
+    except Exception as e:
+        raise TrackingError(f"cannot open tracking store {uri}: {str(e).splitlines()[0]}") from None
+    experiment_id = None
+    if experiment:
+        found = client.get_experiment_by_name(experiment)
+        if found is not None and found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    return uri, experiment_id
+
+
+def default_experiment(model: str, dataset: str) -> str:
+    return f"aesweep-{model}-{dataset_label(dataset)}"
+
+
+def dataset_label(dataset: str) -> str:
+    """'npz:/data/faces.npz' -> 'faces'; other names as they are."""
+    return Path(dataset[4:]).stem if dataset.startswith("npz:") else dataset
