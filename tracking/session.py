@@ -74,7 +74,9 @@ def tracked_run(config, data, tracking_uri: str | None = None, experiment: str |
                 log_model: bool = True, register_as: str | None = None, registry_metric: str | None = None,
                 quiet: bool = False):
     """Start (or resume `run_id`) a run for one training, yield a TrackedRun, close it truthfully."""
-    uri, experiment_id = prepare(tracking_uri, experiment or default_experiment(config.model, config.dataset))
+    # A resumed run keeps its experiment; only a new run needs one (created here if missing).
+    uri, experiment_id = prepare(tracking_uri, None if run_id else
+                                 (experiment or default_experiment(config.model, config.dataset)))
     os.environ.setdefault("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", SAMPLING_SECONDS)
     all_tags = {"mlflow.source.git.commit": git_commit()} | (tags or {})
     all_tags = {k: redact(str(v)) for k, v in all_tags.items() if v is not None}

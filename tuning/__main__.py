@@ -1,0 +1,93 @@
+"""Sweep hyperparameters with Ray Tune; every trial an MLflow child run; the best model registered.
+
+    python -m tuning --model vae --dataset digits --num-samples 8 --max-epochs 10
+    python -m tuning --model sae --dataset mnist-test --data-dir ../shared/data --search optuna
+    python -m tuning ... --address auto --tracking-uri http://HEAD:5000 --storage-path /shared/ray_results
+    python -m tuning ... --name my-sweep --resume          # continue an interrupted sweep
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from training.cli import add_config_arguments, config_from_args
+from training.errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tuning", description=__doc__.split("\n\n")[0])
+    s = p.add_argument_group("sweep")
+    s.add_argument("--num-samples", type=int, default=8, help="number of trials (default: 8)")
+    s.add_argument("--max-epochs", type=int, default=10, help="epochs per trial; ASHA may stop a trial earlier "
+                                                              "(default: 10)")
+    s.add_argument("--search", choices=("random", "optuna"), default="random",
+                   help="random sampling, or Optuna's TPE (Bayesian) through Ray's OptunaSearch")
+    s.add_argument("--scheduler", choices=("asha", "fifo"), default="asha",
+                   help="ASHA early stopping, or run every trial to the end")
+    s.add_argument("--metric", default=None, help="validation metric to optimise (default: val_elbo for the VAE, "
+                                                  "val_loss for the SAE)")
+    s.add_argument("--mode", choices=("min", "max"), default=None, help="minimise or maximise --metric")
+    s.add_argument("--space", default=None, metavar="YAML",
+                   help="search-space overrides, e.g. 'latent_dim: {choice: [4, 8]}' (see tuning/space.py)")
+    s.add_argument("--max-failures", type=int, default=2, help="retries of a failing trial (default: 2)")
+    r = p.add_argument_group("resources and cluster")
+    r.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial (per worker with "
+                                                                     "--workers-per-trial > 1)")
+    r.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial or worker; fractions share "
+                                                                     "a GPU (TF memory growth is on)")
+    r.add_argument("--workers-per-trial", type=int, default=1,
+                   help="K > 1: each trial is a Ray Train run of K workers under MultiWorkerMirroredStrategy")
+    r.add_argument("--max-concurrent", type=int, default=None, help="at most this many trials at once")
+    r.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    r.add_argument("--storage-path", default=None, help="where Tune keeps sweep state and checkpoints; shared "
+                                                        "storage on a cluster (default: ./ray_results)")
+    r.add_argument("--name", default=None, help="sweep name (default: <model>-<dataset>-<time>); needed for --resume")
+    r.add_argument("--resume", action="store_true", help="continue the interrupted sweep --name (Tuner.restore)")
+    t = p.add_argument_group("tracking (MLflow)")
+    t.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/"
+                                                        "mlflow.db; on a cluster an http(s) server")
+    t.add_argument("--experiment", default=None, help="experiment name (default: aesweep-<model>-<dataset>)")
+    t.add_argument("--register-as", default=None, metavar="NAME",
+                   help="registered model name for the best trial (default: <model>-<dataset>)")
+    t.add_argument("--image-every", type=int, default=None, metavar="N", help="log images every N epochs")
+    t.add_argument("--no-system-metrics", action="store_true", help="do not sample CPU / memory / GPU use")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow and Ray worker logs")
+    add_config_arguments(p, skip=("epochs",))
+    return p
+
+
+def sweep_from_args(args):
+    from tuning.space import load_space
+    from tuning.sweep import SweepConfig, metric_for
+
+    base = config_from_args(args, base={"epochs": args.max_epochs})
+    metric, mode = metric_for(base.model, args.metric, args.mode)
+    name = args.name or f"{base.model}-{base.dataset.replace(':', '_').replace('/', '_')}-" \
+                        f"{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.resume and not args.name:
+        raise UserError("--resume needs --name of the sweep to continue (see ./ray_results for names)")
+    return SweepConfig(base=base, space=load_space(args.space, base.model), num_samples=args.num_samples,
+                       search=args.search, scheduler=args.scheduler, metric=metric, mode=mode,
+                       cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                       workers_per_trial=args.workers_per_trial, max_concurrent=args.max_concurrent,
+                       max_failures=args.max_failures, address=args.address, storage_path=args.storage_path or "",
+                       name=name, resume=args.resume, tracking_uri=args.tracking_uri, experiment=args.experiment,
+                       register_as=args.register_as, image_every=args.image_every,
+                       system_metrics=not args.no_system_metrics, verbose=args.verbose)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from tuning.sweep import run
+
+        summary = run(sweep_from_args(args))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0 if summary.get("best") is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""The sweep driver: parent MLflow run, Ray Tune over the training function, best model registered.
+
+Stages:
+  1. one-way config: the base TrainConfig and the search space, validated before Ray starts;
+  2. the tracking store and the sweep's parent run, created here (under `mlflow run`, the
+     project's run is the parent); its id is saved beside Tune's state so --resume reuses it;
+  3. Ray: local, or a cluster via --address / RAY_ADDRESS (code shipped as runtime_env working_dir);
+  4. Tuner(...).fit(), or Tuner.restore(...).fit() with --resume;
+  5. the summary (tuning.summary): best trial registered, comparison table and figures on the parent.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from training.config import ConfigError, TrainConfig
+from training.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE_FILE = "aesweep-sweep.json"
+WORKING_DIR_EXCLUDES = ["mlflow.db", "mlruns/", "mlartifacts/", "ray_results/", "runs/",
+                        "**/__pycache__/", ".pytest_cache/", "*.egg-info/"]
+DEFAULT_METRIC = {"vae": ("val_elbo", "max"), "sae": ("val_loss", "min")}
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Everything about the sweep itself (the per-trial training config is `base`)."""
+
+    base: TrainConfig
+    space: dict
+    num_samples: int = 8
+    search: str = "random"  # random | optuna
+    scheduler: str = "asha"  # asha | fifo
+    metric: str = ""
+    mode: str = ""
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    workers_per_trial: int = 1
+    max_concurrent: int | None = None
+    max_failures: int = 2
+    address: str | None = None
+    storage_path: str = ""
+    name: str = ""
+    resume: bool = False
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    register_as: str | None = None
+    image_every: int | None = None
+    system_metrics: bool = True
+    top_k: int = 4
+    verbose: bool = False
+    extra_tags: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.num_samples < 1:
+            raise ConfigError(f"invalid num_samples={self.num_samples}: must be >= 1")
+        if self.search not in ("random", "optuna"):
+            raise ConfigError(f"invalid search={self.search!r}: choose random or optuna")
+        if self.scheduler not in ("asha", "fifo"):
+            raise ConfigError(f"invalid scheduler={self.scheduler!r}: choose asha or fifo")
+        if self.mode not in ("min", "max"):
+            raise ConfigError(f"invalid mode={self.mode!r}: choose min or max")
+        if self.workers_per_trial < 1:
+            raise ConfigError(f"invalid workers_per_trial={self.workers_per_trial}: must be >= 1")
+        if self.cpus_per_trial < 0 or self.gpus_per_trial < 0:
+            raise ConfigError("cpus_per_trial and gpus_per_trial must be >= 0")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise ConfigError(f"invalid max_concurrent={self.max_concurrent}: must be >= 1")
+
+
+def metric_for(model: str, metric: str | None, mode: str | None) -> tuple[str, str]:
+    default_metric, default_mode = DEFAULT_METRIC[model]
+    metric = metric or default_metric
+    if mode is None:
+        mode = default_mode if metric == default_metric else ("min" if metric.endswith(("loss", "mse")) else "max")
+    return metric, mode
+
+
+def quiet_ray_env(verbose: bool) -> None:
+    if verbose:
+        return
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no TensorBoard/CSV/JSON loggers needed
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
+
+
+def init_ray(sweep: SweepConfig, cluster: bool) -> None:
+    import logging
+
+    import ray
+
+    if ray.is_initialized():
+        return
+    # Workers must import this checkout's packages. On a cluster they arrive as working_dir; locally
+    # the same keeps a sweep independent of how (or whether) the project is installed.
+    runtime_env = {"working_dir": str(ROOT), "excludes": WORKING_DIR_EXCLUDES,
+                   "env_vars": {"PYTHONPATH": "."} | ({"AESWEEP_VERBOSE": "1"} if sweep.verbose else {})}
+    kwargs = dict(address=sweep.address, runtime_env=runtime_env, log_to_driver=sweep.verbose,
+                  logging_level=logging.INFO if sweep.verbose else logging.ERROR)
+    if not cluster:
+        kwargs |= dict(include_dashboard=False, dashboard_host="127.0.0.1")
+    ray.init(**kwargs)
+
+
+def run(sweep: SweepConfig) -> dict:
+    """Run (or resume) a sweep; returns the summary dict (best trial, registration, parent run id)."""
+    sweep.validate()
+    quiet_ray_env(sweep.verbose)
+    from tracking.store import default_experiment, is_local, prepare
+
+    cluster = bool(sweep.address or os.environ.get("RAY_ADDRESS"))
+    from tracking.store import resolve_uri
+
+    uri = resolve_uri(sweep.tracking_uri)
+    if cluster and is_local(uri) and sweep.address not in (None, "local") and not sweep.address.startswith("127."):
+        raise ConfigError(f"a Ray cluster needs a tracking server every node can reach, not {uri}; start one "
+                          f"(python -m tracking server --host 0.0.0.0) and pass --tracking-uri http://HOST:5000")
+    storage = Path(sweep.storage_path or ROOT / "ray_results").expanduser().resolve()
+    state_path = storage / sweep.name / STATE_FILE
+    if sweep.resume and not state_path.is_file():
+        raise ConfigError(f"nothing to resume: {state_path} not found; check --name and --storage-path")
+
+    import mlflow
+
+    from tuning.space import to_tune
+
+    param_space = to_tune(sweep.space)  # validates the space before anything is created
+    # 2. store, experiment and the parent run
+    project_run = os.environ.pop("MLFLOW_RUN_ID", None)  # set by `mlflow run`: that run is the parent
+    if sweep.resume:
+        state = json.loads(state_path.read_text())
+        uri, _ = prepare(state["tracking_uri"])
+        parent_id, experiment_id = state["parent_run_id"], state["experiment_id"]
+    else:
+        uri, experiment_id = prepare(uri, None if project_run else
+                                     (sweep.experiment or default_experiment(sweep.base.model, sweep.base.dataset)))
+        parent_id = project_run
+    parent = mlflow.start_run(run_id=parent_id, experiment_id=None if parent_id else experiment_id,
+                              run_name=None if parent_id else sweep.name)
+    parent_id, experiment_id = parent.info.run_id, parent.info.experiment_id
+    storage.joinpath(sweep.name).mkdir(parents=True, exist_ok=True)
+    state_path.write_text(json.dumps({"parent_run_id": parent_id, "experiment_id": experiment_id,
+                                      "tracking_uri": uri}, indent=1))
+    print(f"[aesweep] sweep {sweep.name}: parent MLflow run {parent_id} (experiment {experiment_id}) at {uri}")
+    status = "FAILED"
+    try:
+        if not sweep.resume:
+            log_sweep_params(sweep)
+        results = fit(sweep, param_space, uri, experiment_id, parent_id, storage, cluster)
+        from tuning.summary import summarize
+
+        summary = summarize(results, sweep, uri, experiment_id, parent_id)
+        status = "FINISHED"
+        return summary
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except BaseException as e:
+        from tracking.secrets import redact
+
+        mlflow.set_tag("failure_reason", redact(f"{type(e).__name__}: {e}")[:4000])
+        raise
+    finally:
+        mlflow.end_run(status=status)
+
+
+def log_sweep_params(sweep: SweepConfig) -> None:
+    import mlflow
+
+    params = {f"base.{k}": (",".join(map(str, v)) if isinstance(v, list) else v)
+              for k, v in sweep.base.to_dict().items()}
+    params |= {"num_samples": sweep.num_samples, "search": sweep.search, "scheduler": sweep.scheduler,
+               "metric": sweep.metric, "mode": sweep.mode, "workers_per_trial": sweep.workers_per_trial,
+               "space": json.dumps(sweep.space, sort_keys=True)[:6000]}
+    mlflow.log_params(params)
+    mlflow.set_tags({"sweep": "true", "model_kind": sweep.base.model, "dataset": sweep.base.dataset}
+                    | sweep.extra_tags)
+
+
+def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, parent_id: str, storage: Path, cluster: bool):
+    from ray import tune
+
+    from tuning.status import ChildRunStatus
+    from tuning.trial import TrialSetup, run_trial
+
+    init_ray(sweep, cluster)
+    setup = TrialSetup(base=sweep.base, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent_id,
+                       storage_path=str(storage / sweep.name), workers_per_trial=sweep.workers_per_trial,
+                       cpus_per_worker=sweep.cpus_per_trial, gpus_per_worker=sweep.gpus_per_trial,
+                       image_every=sweep.image_every, system_metrics=sweep.system_metrics, verbose=sweep.verbose)
+    if sweep.workers_per_trial > 1:
+        resources = {"cpu": 0}  # the trial only coordinates; its Ray Train workers hold the CPUs/GPUs
+    else:
+        resources = {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial}
+    trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup), resources)
+    path = str(storage / sweep.name)
+    if sweep.resume:
+        if not tune.Tuner.can_restore(path):
+            raise ConfigError(f"nothing to resume in {path}: the sweep never started; run it without --resume")
+        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable, param_space=param_space,
+            tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples,
+                                        scheduler=scheduler(sweep), search_alg=searcher(sweep),
+                                        max_concurrent_trials=sweep.max_concurrent),
+            run_config=tune.RunConfig(
+                name=sweep.name, storage_path=str(storage),
+                failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                callbacks=[ChildRunStatus(uri, experiment_id, parent_id)],
+                verbose=2 if sweep.verbose else 1))
+    t0 = time.time()
+    results = tuner.fit()
+    print(f"[aesweep] {len(results)} trials in {time.time() - t0:.0f}s")
+    return results
+
+
+def scheduler(sweep: SweepConfig):
+    if sweep.scheduler == "fifo":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    epochs = sweep.base.epochs
+    return ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=max(1, epochs // 4), reduction_factor=3)
+
+
+def searcher(sweep: SweepConfig):
+    if sweep.search == "random":
+        return None
+    try:
+        from ray.tune.search.optuna import OptunaSearch
+    except ImportError:
+        raise ConfigError("--search optuna needs the optuna package: pip install optuna") from None
+    return OptunaSearch(seed=sweep.base.seed)
+
+
+def main_error(e: UserError) -> int:
+    print(f"error: {e}", file=sys.stderr)
+    return 2

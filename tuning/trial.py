@@ -1,0 +1,154 @@
+"""The Tune function: a thin adapter from a trial's sampled config to `training.train`.
+
+Each trial is an MLflow child run of the sweep's parent run, found again by its Ray
+trial id when the trial is retried or the sweep resumed (so no duplicate runs), and
+reports every epoch to Tune with a checkpoint (so ASHA can stop it and a retried or
+resumed trial continues from its last epoch).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.callbacks import Callback
+from training.config import TrainConfig
+
+TRIAL_TAG = "ray_trial_id"
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What every trial needs besides its sampled hyperparameters; built once by the driver."""
+
+    base: TrainConfig
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    storage_path: str = ""  # the sweep's storage (shared on a cluster); multi-worker Train runs live under it
+    workers_per_trial: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    image_every: int | None = None
+    system_metrics: bool = True
+    verbose: bool = False
+
+
+class TuneReporter(Callback):
+    """Reports each epoch's metrics, with the epoch checkpoint, to Ray Tune.
+
+    The last epoch is reported once, after final evaluation, together with the test metrics:
+    a scheduler stops a trial when it reaches max_t, so nothing may be reported after that.
+    """
+
+    def __init__(self, report, checkpoint_cls):
+        self.report = report  # ray.tune.report, or ray.train.report on Ray Train workers
+        self.checkpoint_cls = checkpoint_cls
+        self.pending: dict | None = None
+
+    def checkpoint(self, context_dir):
+        return self.checkpoint_cls.from_directory(context_dir)
+
+    def on_epoch_end(self, epoch, logs, context):
+        logs = {**logs, "epoch": epoch, "replicas": context.num_replicas, "workers": context.num_workers}
+        if epoch == context.config.epochs:
+            self.pending = logs
+            return
+        self.report(logs, checkpoint=self.checkpoint(context.checkpoint_dir))
+
+    def finish(self, result, checkpoint_dir) -> None:
+        """The final report: the last epoch's logs plus the final metrics."""
+        if self.pending is not None:
+            self.report({**self.pending, **result.metrics, "final": 1}, checkpoint=self.checkpoint(checkpoint_dir))
+
+
+def quiet_worker(verbose: bool) -> None:
+    if verbose:
+        os.environ["AESWEEP_VERBOSE"] = "1"
+    os.environ.pop("MLFLOW_RUN_ID", None)  # never resume the driver's (or `mlflow run`'s) run in a worker
+
+
+def load_data_locked(config: TrainConfig):
+    """Load the dataset, one process per node at a time, so concurrent trials never race a download."""
+    from filelock import FileLock
+
+    from training.data import load_dataset
+
+    lock_dir = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock_dir / "aesweep-data.lock"), timeout=1800):
+        return load_dataset(config.dataset, config.data_dir)
+
+
+def child_run_id(setup: TrialSetup, trial_id: str, trial_name: str, config: TrainConfig) -> str:
+    """This trial's child run: the existing one (retry, resumed sweep) or a new one."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(setup.tracking_uri)
+    found = client.search_runs([setup.experiment_id], max_results=1,
+                               filter_string=f"tags.mlflow.parentRunId = '{setup.parent_run_id}' "
+                                             f"and tags.{TRIAL_TAG} = '{trial_id}'")
+    if found:
+        run = found[0]
+        attempts = int(run.data.tags.get("attempts", "1")) + 1
+        client.set_tag(run.info.run_id, "attempts", str(attempts))
+        return run.info.run_id
+    run = client.create_run(setup.experiment_id, run_name=trial_name,
+                            tags={"mlflow.parentRunId": setup.parent_run_id, TRIAL_TAG: trial_id,
+                                  "attempts": "1", "model_kind": config.model})
+    return run.info.run_id
+
+
+def restore_checkpoint(target: Path) -> None:
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            shutil.copytree(d, target, dirs_exist_ok=True)
+
+
+def run_trial(sampled: dict, setup: TrialSetup) -> None:
+    """Ray Tune function trainable (see tuning.sweep). Heavy imports happen here, in the worker."""
+    quiet_worker(setup.verbose)
+    from ray import tune
+
+    from tuning.space import trial_config
+
+    config = trial_config(setup.base, sampled)
+    context = tune.get_context()
+    trial_id, trial_name = context.get_trial_id(), context.get_trial_name()
+    run_id = child_run_id(setup, trial_id, trial_name, config)
+    if setup.workers_per_trial > 1:
+        from tuning.multiworker import run_multiworker
+
+        run_multiworker(config, setup, run_id, str(Path(setup.storage_path) / "train-runs"))
+        return
+    checkpoint_dir = Path(tempfile.mkdtemp(prefix=f"aesweep-{trial_id}-"))
+    restore_checkpoint(checkpoint_dir)
+    try:
+        train_in_process(config, setup, run_id, checkpoint_dir, tune.report)
+    finally:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+
+def train_in_process(config: TrainConfig, setup: TrialSetup, run_id: str, checkpoint_dir: Path, report) -> None:
+    """Train here, logging to the child run and reporting each epoch; the final report adds test metrics."""
+    from tracking.session import tracked_run
+    from training.loop import train
+
+    from ray import tune
+
+    data = load_data_locked(config)
+    reporter = TuneReporter(report, tune.Checkpoint)
+    with tracked_run(config, data, tracking_uri=setup.tracking_uri, run_id=run_id,
+                     system_metrics=setup.system_metrics, image_every=setup.image_every, quiet=True) as tracked:
+        result = train(config, callbacks=[tracked.callback, reporter], checkpoint_dir=str(checkpoint_dir),
+                       dataset=data)
+        if tracked.callback.model_uris:
+            import mlflow
+
+            mlflow.set_tag("pyfunc_model_uri", tracked.callback.model_uris["pyfunc"])
+    reporter.finish(result, str(checkpoint_dir))
