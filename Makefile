@@ -5,7 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= ../shared/data
 
-.PHONY: venv test train train-frey train-mnist-test clean
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
+
+.PHONY: venv test sweep ui train train-frey train-mnist-test clean
 
 venv: $(VENV)/.installed
 
@@ -18,6 +20,14 @@ $(VENV)/.installed: pyproject.toml
 test: venv
 	$(PY) -m pytest -q
 
+# The main job: the MLproject's `main` entry point (a Ray Tune sweep of the VAE on digits).
+sweep: venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/mlflow run . --env-manager local \
+		--experiment-name aesweep-vae-digits $(if $(P),$(foreach p,$(P),-P $(p)))
+
+ui: venv
+	$(PY) -m tracking ui
+
 train: venv
 	$(PY) -m training --model vae --dataset digits --epochs 20 --out runs/vae-digits
 
@@ -28,4 +38,4 @@ train-mnist-test: venv
 	$(PY) -m training --model sae --dataset mnist-test --data-dir $(DATA_DIR) --out runs/sae-mnist-test
 
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs .pytest_cache ray_results

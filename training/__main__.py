@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             callbacks = [ProgressPrinter()]
             for plugin in plugins:
                 callbacks += stack.enter_context(plugin.session(args, config, data))
-            result = train(config, callbacks=callbacks, checkpoint_dir=args.checkpoint_dir, dataset=data)
+            result = train(config, callbacks=callbacks, checkpoint_dir=args.checkpoint_dir or None, dataset=data)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 
 A space maps TrainConfig fields to one of
     {choice: [a, b, ...]}   {uniform: [low, high]}   {loguniform: [low, high]}   {randint: [low, high]}
+    {grid: [a, b, ...]}     every value, each --num-samples times
 or a plain value (held fixed). Example YAML for --space:
 
     latent_dim: {choice: [4, 8, 16]}
@@ -23,7 +24,7 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {
     "sae": {"latent_dim": {"choice": LATENT_DIMS}, "learning_rate": {"loguniform": [1e-4, 3e-3]},
             "sparsity_weight": {"loguniform": [1e-4, 1.0]}, "sparsity_target": {"choice": [0.05, 0.1, 0.2]}},
 }
-KINDS = ("choice", "uniform", "loguniform", "randint")
+KINDS = ("choice", "grid", "uniform", "loguniform", "randint")
 # Set by the sweep itself, never searched.
 NOT_SEARCHABLE = ("model", "dataset", "data_dir", "epochs")
 
@@ -65,9 +66,9 @@ def validate(space: dict[str, Any], where: str = "search space") -> None:
             raise ConfigError(f"{where}: {key} must be a value or one of {{{': ..., '.join(KINDS)}: ...}}, "
                               f"got {spec!r}")
         kind, arg = next(iter(spec.items()))
-        if kind == "choice":
+        if kind in ("choice", "grid"):
             if not isinstance(arg, list) or not arg:
-                raise ConfigError(f"{where}: {key} choice is empty; list at least one value")
+                raise ConfigError(f"{where}: {key} {kind} is empty; list at least one value")
         else:
             if not (isinstance(arg, list) and len(arg) == 2 and all(isinstance(a, (int, float)) for a in arg)):
                 raise ConfigError(f"{where}: {key} {kind} needs [low, high], got {arg!r}")
@@ -87,7 +88,10 @@ def to_tune(space: dict[str, Any]) -> dict[str, Any]:
     for key, spec in space.items():
         if isinstance(spec, dict):
             kind, arg = next(iter(spec.items()))
-            out[key] = tune.choice(arg) if kind == "choice" else getattr(tune, kind)(*arg)
+            if kind in ("choice", "grid"):
+                out[key] = tune.choice(arg) if kind == "choice" else tune.grid_search(arg)
+            else:
+                out[key] = getattr(tune, kind)(*arg)
         else:
             out[key] = spec
     return out

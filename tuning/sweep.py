@@ -87,7 +87,8 @@ def quiet_ray_env(verbose: bool) -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no TensorBoard/CSV/JSON loggers needed
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
+    # The classic reporter prints one compact table (chosen metric, epoch, sampled values) every few seconds.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
 def init_ray(sweep: SweepConfig, cluster: bool) -> None:
@@ -175,9 +176,11 @@ def log_sweep_params(sweep: SweepConfig) -> None:
 
     params = {f"base.{k}": (",".join(map(str, v)) if isinstance(v, list) else v)
               for k, v in sweep.base.to_dict().items()}
-    params |= {"num_samples": sweep.num_samples, "search": sweep.search, "scheduler": sweep.scheduler,
-               "metric": sweep.metric, "mode": sweep.mode, "workers_per_trial": sweep.workers_per_trial,
-               "space": json.dumps(sweep.space, sort_keys=True)[:6000]}
+    # Prefixed: under `mlflow run` the project's own parameters are already on this run.
+    params |= {f"sweep.{k}": v for k, v in {
+        "num_samples": sweep.num_samples, "search": sweep.search, "scheduler": sweep.scheduler,
+        "metric": sweep.metric, "mode": sweep.mode, "workers_per_trial": sweep.workers_per_trial,
+        "space": json.dumps(sweep.space, sort_keys=True)[:6000]}.items()}
     mlflow.log_params(params)
     mlflow.set_tags({"sweep": "true", "model_kind": sweep.base.model, "dataset": sweep.base.dataset}
                     | sweep.extra_tags)
@@ -215,11 +218,19 @@ def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, par
                 failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 callbacks=[ChildRunStatus(uri, experiment_id, parent_id)],
-                verbose=2 if sweep.verbose else 1))
+                progress_reporter=progress_reporter(sweep), verbose=3 if sweep.verbose else 1))
     t0 = time.time()
     results = tuner.fit()
     print(f"[aesweep] {len(results)} trials in {time.time() - t0:.0f}s")
     return results
+
+
+def progress_reporter(sweep: SweepConfig):
+    from ray import tune
+
+    return tune.CLIReporter(metric_columns={sweep.metric: sweep.metric, "epoch": "epoch"},
+                            parameter_columns=[k for k, v in sweep.space.items() if isinstance(v, dict)],
+                            max_report_frequency=15, sort_by_metric=True, max_progress_rows=12)
 
 
 def scheduler(sweep: SweepConfig):
