@@ -204,3 +204,29 @@ def test_image_failure_only_warns():
                        num_workers=1, is_chief=True, start_epoch=0)
     with pytest.warns(UserWarning, match="could not draw images at epoch 3"):
         MlflowCallback()._log_images(ctx, 3)
+
+
+def test_tracking_ui_serves_the_store_on_loopback(sqlite_run):
+    port = free_port()
+    cmd = [sys.executable, "-m", "tracking", "ui", "--port", str(port), "--tracking-uri", sqlite_run["uri"]]
+    with process(cmd, f"http://127.0.0.1:{port}/health", timeout=120):
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(f"http://127.0.0.1:{port}")
+        assert [r.info.run_id for r in client.search_runs(
+            [client.get_experiment_by_name("aesweep-vae-digits").experiment_id])] == \
+            [sqlite_run["runs"][0].info.run_id]
+        import psutil
+
+        listening = {c.laddr.ip for c in psutil.net_connections("tcp") if c.laddr.port == port and c.status == "LISTEN"}
+        assert listening == {"127.0.0.1"}
+
+
+def test_best_lists_runs_with_model_uris(sqlite_run):
+    out = subprocess.run([sys.executable, "-m", "tracking", "best", "--tracking-uri", sqlite_run["uri"]],
+                         capture_output=True, text=True, timeout=120)
+    run_id = sqlite_run["runs"][0].info.run_id
+    assert out.returncode == 0 and "aesweep-vae-digits" in out.stdout and f"runs:/{run_id}/pyfunc" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "tracking", "best", "--tracking-uri", sqlite_run["uri"],
+                          "--experiment", "nope"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "no experiment named 'nope'" in out.stdout

@@ -109,7 +109,7 @@ def tracked_run(config, data, tracking_uri: str | None = None, experiment: str |
                     mlflow.set_tag("registered_as", f"{register_as}/{tracked.registration.version}")
                     if not quiet:
                         print(tracked.registration.message())
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM, or Ray Tune stopping the trial
         status = "KILLED"
         raise
     except BaseException as e:

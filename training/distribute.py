@@ -66,6 +66,8 @@ def describe(strategy: tf.distribute.Strategy) -> Distribution:
         # The chief is task "chief", or worker 0 when the cluster has no chief task.
         is_chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in spec)
     name = type(strategy).__name__
-    if name == "_DefaultDistributionStrategy":
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        name = "MultiWorkerMirroredStrategy"  # the class is CollectiveAllReduceStrategy
+    elif name == "_DefaultDistributionStrategy":
         name = "DefaultStrategy"
     return Distribution(strategy, name, int(strategy.num_replicas_in_sync), num_workers, is_chief)

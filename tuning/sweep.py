@@ -25,6 +25,7 @@ STATE_FILE = "aesweep-sweep.json"
 WORKING_DIR_EXCLUDES = ["mlflow.db", "mlruns/", "mlartifacts/", "ray_results/", "runs/",
                         "**/__pycache__/", ".pytest_cache/", "*.egg-info/"]
 DEFAULT_METRIC = {"vae": ("val_elbo", "max"), "sae": ("val_loss", "min")}
+COORDINATOR_CPU = 0.01
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,9 @@ def init_ray(sweep: SweepConfig, cluster: bool) -> None:
     kwargs = dict(address=sweep.address, runtime_env=runtime_env, log_to_driver=sweep.verbose,
                   logging_level=logging.INFO if sweep.verbose else logging.ERROR)
     if not cluster:
-        kwargs |= dict(include_dashboard=False, dashboard_host="127.0.0.1")
+        # The dashboard stays on loopback. Ray Train needs it: its state API is what releases the
+        # placement group of a trial that ASHA stopped (without it the next trial waits forever).
+        kwargs |= dict(dashboard_host="127.0.0.1", include_dashboard=sweep.workers_per_trial > 1 or None)
     ray.init(**kwargs)
 
 
@@ -198,10 +201,19 @@ def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, par
                        cpus_per_worker=sweep.cpus_per_trial, gpus_per_worker=sweep.gpus_per_trial,
                        image_every=sweep.image_every, system_metrics=sweep.system_metrics, verbose=sweep.verbose)
     if sweep.workers_per_trial > 1:
-        resources = {"cpu": 0}  # the trial only coordinates; its Ray Train workers hold the CPUs/GPUs
+        # The trial only coordinates (Ray needs a non-empty request); its Train workers hold the CPUs/GPUs.
+        resources = {"cpu": COORDINATOR_CPU}
     else:
         resources = {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial}
     trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup), resources)
+    max_concurrent = sweep.max_concurrent
+    if max_concurrent is None and sweep.workers_per_trial > 1 and sweep.cpus_per_trial > 0:
+        # Start no more multi-worker trials than whole worker groups fit: a trial whose workers
+        # cannot start holds its slot and retries forever (ray-project/ray#54305).
+        import ray
+
+        cpus = ray.cluster_resources().get("CPU", 1)
+        max_concurrent = max(1, int(cpus // (sweep.workers_per_trial * sweep.cpus_per_trial)))
     path = str(storage / sweep.name)
     if sweep.resume:
         if not tune.Tuner.can_restore(path):
@@ -212,7 +224,7 @@ def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, par
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples,
                                         scheduler=scheduler(sweep), search_alg=searcher(sweep),
-                                        max_concurrent_trials=sweep.max_concurrent),
+                                        max_concurrent_trials=max_concurrent),
             run_config=tune.RunConfig(
                 name=sweep.name, storage_path=str(storage),
                 failure_config=tune.FailureConfig(max_failures=sweep.max_failures),

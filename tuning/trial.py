@@ -82,7 +82,7 @@ def load_data_locked(config: TrainConfig):
         return load_dataset(config.dataset, config.data_dir)
 
 
-def child_run_id(setup: TrialSetup, trial_id: str, trial_name: str, config: TrainConfig) -> str:
+def child_run_id(setup: TrialSetup, trial_id: str, trial_name: str, sampled: dict) -> str:
     """This trial's child run: the existing one (retry, resumed sweep) or a new one."""
     from mlflow.tracking import MlflowClient
 
@@ -97,7 +97,12 @@ def child_run_id(setup: TrialSetup, trial_id: str, trial_name: str, config: Trai
         return run.info.run_id
     run = client.create_run(setup.experiment_id, run_name=trial_name,
                             tags={"mlflow.parentRunId": setup.parent_run_id, TRIAL_TAG: trial_id,
-                                  "attempts": "1", "model_kind": config.model})
+                                  "attempts": "1", "model_kind": setup.base.model})
+    # The sampled values first, so even a trial whose config is invalid shows what it tried.
+    from mlflow.entities import Param
+
+    client.log_batch(run.info.run_id, params=[Param(k, ",".join(map(str, v)) if isinstance(v, (list, tuple))
+                                                    else str(v)) for k, v in sampled.items()])
     return run.info.run_id
 
 
@@ -117,10 +122,10 @@ def run_trial(sampled: dict, setup: TrialSetup) -> None:
 
     from tuning.space import trial_config
 
-    config = trial_config(setup.base, sampled)
     context = tune.get_context()
     trial_id, trial_name = context.get_trial_id(), context.get_trial_name()
-    run_id = child_run_id(setup, trial_id, trial_name, config)
+    run_id = child_run_id(setup, trial_id, trial_name, sampled)
+    config = trial_config(setup.base, sampled)  # may raise: the driver marks the child run FAILED
     if setup.workers_per_trial > 1:
         from tuning.multiworker import run_multiworker
 

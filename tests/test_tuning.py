@@ -1,0 +1,215 @@
+"""Sweeps on a real local Ray (2 CPUs) against a real SQLite MLflow store."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import ROOT
+from training.config import ConfigError
+from tuning.space import load_space, to_tune
+
+TINY = ["--dataset", "digits", "--hidden", "32", "--batch-size", "64", "--iw-samples", "20"]
+
+
+def env_for(uri: str) -> dict:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("MLFLOW_RUN_ID", None)
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def sweep_cli(tmp: Path, *args, wait=True):
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    cmd = [sys.executable, "-m", "tuning", *TINY, "--storage-path", str(tmp / "ray"), *args]
+    if not wait:
+        return subprocess.Popen(cmd, cwd=tmp, env=env_for(uri), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+    return subprocess.run(cmd, cwd=tmp, env=env_for(uri), capture_output=True, text=True, timeout=600)
+
+
+def children(client, parent_id):
+    exp_ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(exp_ids, filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+
+
+def the_parent(client):
+    exp_ids = [e.experiment_id for e in client.search_experiments()]
+    parents = [r for r in client.search_runs(exp_ids) if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1, [r.info.run_name for r in parents]
+    return parents[0]
+
+
+# ------------------------------------------------------------------ search space
+
+
+def test_space_defaults_and_overrides(tmp_path):
+    assert set(load_space(None, "vae")) == {"latent_dim", "learning_rate", "kl_weight"}
+    assert load_space(None, "sae")["sparsity_weight"] == {"loguniform": [1e-4, 1.0]}
+    f = tmp_path / "space.yaml"
+    f.write_text("latent_dim: {choice: [4, 8]}\nkl_weight: 1.5\nhidden: {grid: ['64', '128,64']}\n")
+    space = load_space(str(f), "vae")
+    assert space["latent_dim"] == {"choice": [4, 8]} and space["kl_weight"] == 1.5
+    tuned = to_tune(space)
+    assert tuned["kl_weight"] == 1.5 and "grid_search" in tuned["hidden"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("latent_size: {choice: [4]}", "unknown key 'latent_size'"),
+    ("learning_rate: {loguniform: [0.01, 0.001]}", r"range \[0.01, 0.001\] is empty"),
+    ("latent_dim: {choice: []}", "choice is empty"),
+    ("kl_weight: {normal: [0, 1]}", "must be a value or one of"),
+    ("epochs: 3", "unknown key 'epochs'"),
+    ("[1, 2]", "expected a mapping"),
+])
+def test_space_errors_are_clear(tmp_path, text, message):
+    f = tmp_path / "space.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_space(str(f), "vae")
+
+
+def test_cli_bad_space_is_one_line(tmp_path):
+    f = tmp_path / "space.yaml"
+    f.write_text("latent_dim: {uniform: [8, 2]}")
+    out = sweep_cli(tmp_path, "--space", str(f))
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0 and "is empty" in out.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # nothing half-written
+
+
+# ------------------------------------------------------------------ end to end through `mlflow run`
+
+
+@pytest.fixture(scope="module")
+def mlflow_run_sweep(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mlproject")
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "run", str(ROOT), "--env-manager", "local",
+           "--experiment-name", "e2e", "-P", "num_samples=4", "-P", "max_epochs=4", "-P", "hidden=32",
+           "-P", "batch_size=64", "-P", "iw_samples=20", "-P", "register_as=e2e-vae"]
+    t0 = time.time()
+    out = subprocess.run(cmd, cwd=tmp, env=env_for(uri), capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return {"client": MlflowClient(uri), "uri": uri, "stdout": out.stdout + out.stderr, "seconds": time.time() - t0}
+
+
+def test_sweep_parent_and_children(mlflow_run_sweep):
+    client = mlflow_run_sweep["client"]
+    parent = the_parent(client)
+    assert parent.info.status == "FINISHED" and parent.data.params["num_samples"] == "4"  # the mlflow run is the parent
+    kids = children(client, parent.info.run_id)
+    assert len(kids) == 4 and len({k.data.tags["ray_trial_id"] for k in kids}) == 4
+    pattern = re.compile(r"^images/latent_traversal\+step\+(\d+)\+.*\.png$")
+    for kid in kids:
+        epochs = len(client.get_metric_history(kid.info.run_id, "val_elbo"))
+        assert kid.info.status in ("FINISHED", "KILLED"), kid.info.status
+        if kid.info.status == "FINISHED":
+            assert epochs == 4 and "test_log_likelihood" in kid.data.metrics
+        else:  # stopped by ASHA: says so, and its history stops where it was stopped
+            assert "stopped_early" in kid.data.tags and 1 <= epochs < 4
+        assert [m.step for m in client.get_metric_history(kid.info.run_id, "loss")] == list(range(1, epochs + 1))
+        steps = {int(m.group(1)) for a in client.list_artifacts(kid.info.run_id, "images")
+                 if (m := pattern.match(a.path))}
+        assert steps and max(steps) == epochs
+    best = parent.data.tags["best_run_id"]
+    assert any(k.info.run_id == best and k.info.status == "FINISHED" for k in kids)
+    assert "best_val_elbo" in parent.data.metrics and "best.latent_dim" in parent.data.params
+    names = {a.path for a in client.list_artifacts(parent.info.run_id)} | \
+        {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
+    assert {"trials.json", "trials.csv", "figures/hyperparameters.png", "figures/top_traversals.png"} <= names
+
+
+def test_sweep_registers_a_champion_that_reconstructs(mlflow_run_sweep):
+    import mlflow
+    import numpy as np
+
+    from training.data import load_dataset
+
+    client = mlflow_run_sweep["client"]
+    mv = client.get_model_version_by_alias("e2e-vae", "champion")
+    assert mv.tags["source_run"] == the_parent(client).data.tags["best_run_id"]
+    mlflow.set_tracking_uri(mlflow_run_sweep["uri"])
+    model = mlflow.pyfunc.load_model("models:/e2e-vae@champion")
+    x = load_dataset("digits").x_test[:8]
+    assert np.mean((model.predict(x) - x) ** 2) < np.mean((x - x.mean()) ** 2)
+    assert "[aesweep] best trials by val_elbo" in mlflow_run_sweep["stdout"]
+
+
+# ------------------------------------------------------------------ failures, workers, resume
+
+
+def test_failing_trial_is_retried_then_failed_while_others_finish(tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("sparsity_target: {grid: [0.1, 1.5]}\nlatent_dim: 4\n")  # rho = 1.5 is invalid
+    out = sweep_cli(tmp_path, "--model", "sae", "--space", str(space), "--num-samples", "1", "--max-epochs", "2",
+                    "--scheduler", "fifo", "--max-failures", "1", "--name", "fails")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    kids = {k.data.params.get("sparsity_target", "none"): k for k in children(client, the_parent(client).info.run_id)}
+    assert len(kids) == 2
+    good, bad = kids["0.1"], [k for p, k in kids.items() if p != "0.1"][0]
+    assert good.info.status == "FINISHED"
+    assert bad.info.status == "FAILED" and "sparsity_target" in bad.data.tags["failure_reason"]
+    assert bad.data.tags["attempts"] == "2"  # the first try and one retry
+
+
+def test_two_workers_per_trial_run_multiworker_mirrored(tmp_path):
+    # Two workers of 0.5 logical CPU each, plus the trial's coordinator, fit this 2-CPU machine.
+    out = sweep_cli(tmp_path, "--num-samples", "1", "--max-epochs", "2", "--scheduler", "fifo",
+                    "--workers-per-trial", "2", "--cpus-per-trial", "0.5", "--name", "mw")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (kid,) = children(client, the_parent(client).info.run_id)
+    assert kid.info.status == "FINISHED"
+    assert kid.data.tags["strategy"] == "MultiWorkerMirroredStrategy"
+    assert kid.data.tags["replicas"] == "2" and kid.data.tags["workers"] == "2"
+    assert [m.step for m in client.get_metric_history(kid.info.run_id, "loss")] == [1, 2]
+    trials = json.loads(client.download_artifacts(the_parent(client).info.run_id, "trials.json", str(tmp_path))
+                        and (tmp_path / "trials.json").read_text())
+    row = dict(zip(trials["columns"], trials["data"][0]))
+    assert row["replicas"] == 2 and row["workers"] == 2
+
+
+def test_killed_driver_resumes_without_duplicate_runs(tmp_path):
+    args = ["--num-samples", "3", "--max-epochs", "3", "--scheduler", "fifo", "--max-concurrent", "1",
+            "--name", "resumable"]
+    proc = sweep_cli(tmp_path, *args, wait=False)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:  # wait for the first trial to finish, then kill the whole driver
+            time.sleep(1)
+            # The driver creates the store; touching a half-migrated SQLite file would race it.
+            if not (tmp_path / "ray" / "resumable" / "aesweep-sweep.json").exists() or proc.poll() is not None:
+                continue
+            exp_ids = [e.experiment_id for e in client.search_experiments()]
+            if client.search_runs(exp_ids, "tags.ray_trial_id != '' and attributes.status = 'FINISHED'"):
+                break
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    parent = the_parent(client)
+    assert len(children(client, parent.info.run_id)) < 3
+    out = sweep_cli(tmp_path, *args, "--resume")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    parent = the_parent(client)
+    assert parent.info.status == "FINISHED"
+    kids = children(client, parent.info.run_id)
+    assert len(kids) == 3 and len({k.data.tags["ray_trial_id"] for k in kids}) == 3
+    for kid in kids:
+        assert kid.info.status == "FINISHED"
+        assert [m.step for m in client.get_metric_history(kid.info.run_id, "loss")] == [1, 2, 3]
+
+
+def test_resume_without_state_is_a_clear_error(tmp_path):
+    out = sweep_cli(tmp_path, "--name", "never-ran", "--resume")
+    assert out.returncode == 2 and "nothing to resume" in out.stderr
