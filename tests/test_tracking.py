@@ -230,3 +230,33 @@ def test_best_lists_runs_with_model_uris(sqlite_run):
     out = subprocess.run([sys.executable, "-m", "tracking", "best", "--tracking-uri", sqlite_run["uri"],
                           "--experiment", "nope"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "no experiment named 'nope'" in out.stdout
+
+
+def test_replayed_epochs_are_not_logged_twice(tmp_path):
+    """A retried trial restarts from its last reported checkpoint and may replay epochs it had logged."""
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    from training.callbacks import Callback
+    from training.config import TrainConfig
+    from training.data import load_dataset
+    from training.loop import train
+    from tracking.session import tracked_run
+
+    class KeepEpoch1(Callback):
+        def on_epoch_end(self, epoch, logs, context):
+            if epoch == 1:
+                shutil.copytree(context.checkpoint_dir, tmp_path / "ckpt-epoch1")
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = TrainConfig(dataset="digits", latent_dim=2, hidden=(16,), batch_size=64, epochs=3, iw_samples=5)
+    data = load_dataset("digits")
+    with tracked_run(cfg, data, tracking_uri=uri, system_metrics=False, log_model=False, quiet=True) as run:
+        train(cfg, callbacks=[run.callback, KeepEpoch1()], checkpoint_dir=str(tmp_path / "ckpt"), dataset=data)
+    with tracked_run(cfg, data, tracking_uri=uri, run_id=run.run_id, system_metrics=False, log_model=False,
+                     quiet=True) as again:
+        train(cfg, callbacks=[again.callback], checkpoint_dir=str(tmp_path / "ckpt-epoch1"), dataset=data)
+    client = MlflowClient(uri)
+    assert [m.step for m in client.get_metric_history(run.run_id, "loss")] == [1, 2, 3]
+    assert client.get_run(run.run_id).info.status == "FINISHED"

@@ -1,6 +1,7 @@
 """Sweeps on a real local Ray (2 CPUs) against a real SQLite MLflow store."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -182,7 +183,7 @@ def test_killed_driver_resumes_without_duplicate_runs(tmp_path):
     args = ["--num-samples", "3", "--max-epochs", "3", "--scheduler", "fifo", "--max-concurrent", "1",
             "--name", "resumable"]
     proc = sweep_cli(tmp_path, *args, wait=False)
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    client = None  # made only once the driver has created the store: opening a fresh one races its migrations
     deadline = time.time() + 300
     try:
         while time.time() < deadline:  # wait for the first trial to finish, then kill the whole driver
@@ -190,13 +191,16 @@ def test_killed_driver_resumes_without_duplicate_runs(tmp_path):
             # The driver creates the store; touching a half-migrated SQLite file would race it.
             if not (tmp_path / "ray" / "resumable" / "aesweep-sweep.json").exists() or proc.poll() is not None:
                 continue
+            client = client or MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
             exp_ids = [e.experiment_id for e in client.search_experiments()]
             if client.search_runs(exp_ids, "tags.ray_trial_id != '' and attributes.status = 'FINISHED'"):
                 break
         assert proc.poll() is None, proc.stdout.read()[-3000:]
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    assert client is not None
     parent = the_parent(client)
     assert len(children(client, parent.info.run_id)) < 3
     out = sweep_cli(tmp_path, *args, "--resume")

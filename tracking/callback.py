@@ -29,10 +29,14 @@ class MlflowCallback(Callback):
         self.dataset_inputs = dataset_inputs
         self.model_uris: dict[str, str] = {}
         self.result = None
+        self.logged_through = 0  # epochs this run already holds (a retried trial may replay one)
 
     def on_train_begin(self, context):
         c, d = context.config, context.dataset
         run = mlflow.active_run()
+        if context.start_epoch or run.data.metrics:
+            history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")
+            self.logged_through = max((m.step for m in history), default=0)
         if context.start_epoch == 0 or not run.data.params:
             mlflow.log_params(redact_dict({k: (",".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
                                            for k, v in c.to_dict().items()}))
@@ -48,6 +52,8 @@ class MlflowCallback(Callback):
                 warnings.warn(f"could not log dataset lineage: {e}")
 
     def on_epoch_end(self, epoch, logs, context):
+        if epoch <= self.logged_through:
+            return  # logged before the process that made the last checkpoint died: no duplicate steps
         mlflow.log_metrics({k: float(v) for k, v in logs.items() if k != "seconds"} |
                            {"epoch_seconds": float(logs.get("seconds", 0.0))}, step=epoch)
         every = image_schedule(context.config.epochs, self.image_every)
