@@ -68,6 +68,26 @@ def sigterm_as_interrupt():
 
 
 @contextlib.contextmanager
+def ending_run():
+    """Ends the active run truthfully when the block exits: FINISHED (unless the block set
+    outcome["status"]), FAILED with tag `failure_reason` on an exception, KILLED on Ctrl-C,
+    SIGTERM or Ray Tune stopping the trial (SystemExit). Never left RUNNING."""
+    outcome = {"status": "FINISHED"}
+    try:
+        with sigterm_as_interrupt():
+            yield outcome
+    except (KeyboardInterrupt, SystemExit):
+        outcome["status"] = "KILLED"
+        raise
+    except BaseException as e:
+        outcome["status"] = "FAILED"
+        mlflow.set_tag("failure_reason", redact(f"{type(e).__name__}: {e}")[:4000])
+        raise
+    finally:
+        mlflow.end_run(status=outcome["status"])
+
+
+@contextlib.contextmanager
 def tracked_run(config, data, tracking_uri: str | None = None, experiment: str | None = None,
                 run_id: str | None = None, parent_run_id: str | None = None, run_name: str | None = None,
                 tags: dict | None = None, system_metrics: bool = True, image_every: int | None = None,
@@ -89,31 +109,19 @@ def tracked_run(config, data, tracking_uri: str | None = None, experiment: str |
     tracked = TrackedRun(active.info.run_id, active.info.experiment_id, callback, register_as, metric)
     if not quiet:
         print(f"[aesweep] MLflow run {tracked.run_id} in experiment {tracked.experiment_id} at {uri}")
-    status = "FAILED"
-    try:
-        with sigterm_as_interrupt():
-            yield tracked
-            result = callback.result
-            if result is not None and result.diverged:
-                mlflow.set_tag("failure_reason", result.status)
-            else:
-                status = "FINISHED"
-                if register_as and result is not None:
-                    name, mode = metric
-                    if name not in result.metrics:
-                        raise KeyError(f"metric {name!r} not in this run's results ({', '.join(result.metrics)}); "
-                                       f"choose another --registry-metric")
-                    tracked.registration = register(callback.model_uris["pyfunc"], register_as, tracked.run_id,
-                                                    name, mode, result.metrics[name], data.digest,
-                                                    MlflowClient(uri))
-                    mlflow.set_tag("registered_as", f"{register_as}/{tracked.registration.version}")
-                    if not quiet:
-                        print(tracked.registration.message())
-    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM, or Ray Tune stopping the trial
-        status = "KILLED"
-        raise
-    except BaseException as e:
-        mlflow.set_tag("failure_reason", redact(f"{type(e).__name__}: {e}")[:4000])
-        raise
-    finally:
-        mlflow.end_run(status=status)
+    with ending_run() as outcome:
+        yield tracked
+        result = callback.result
+        if result is not None and result.diverged:
+            mlflow.set_tag("failure_reason", result.status)
+            outcome["status"] = "FAILED"
+        elif register_as and result is not None:
+            name, mode = metric
+            if name not in result.metrics:
+                raise KeyError(f"metric {name!r} not in this run's results ({', '.join(result.metrics)}); "
+                               f"choose another --registry-metric")
+            tracked.registration = register(callback.model_uris["pyfunc"], register_as, tracked.run_id, name,
+                                            mode, result.metrics[name], data.digest, MlflowClient(uri))
+            mlflow.set_tag("registered_as", f"{register_as}/{tracked.registration.version}")
+            if not quiet:
+                print(tracked.registration.message())

@@ -18,16 +18,16 @@ def import_tensorflow():
     """Import TensorFlow and Keras once, hiding the C++ lines TF prints before its logging starts."""
     import sys
 
-    if "tensorflow" in sys.modules or _os.environ.get("AESWEEP_VERBOSE"):
-        import keras  # noqa: F401
-        import tensorflow
+    import importlib
 
-        return tensorflow
+    if "tensorflow" in sys.modules or _os.environ.get("AESWEEP_VERBOSE"):
+        importlib.import_module("keras")
+        return importlib.import_module("tensorflow")
     saved, devnull = _os.dup(2), _os.open(_os.devnull, _os.O_WRONLY)
     _os.dup2(devnull, 2)
     try:
-        import keras  # noqa: F401
-        import tensorflow
+        importlib.import_module("keras")
+        tensorflow = importlib.import_module("tensorflow")
     finally:
         _os.dup2(saved, 2)
         _os.close(saved)

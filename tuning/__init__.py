@@ -2,4 +2,3 @@
 
     python -m tuning --model vae --dataset digits --num-samples 8 --max-epochs 10
 """
-import os as _os

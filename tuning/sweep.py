@@ -152,26 +152,14 @@ def run(sweep: SweepConfig) -> dict:
     state_path.write_text(json.dumps({"parent_run_id": parent_id, "experiment_id": experiment_id,
                                       "tracking_uri": uri}, indent=1))
     print(f"[aesweep] sweep {sweep.name}: parent MLflow run {parent_id} (experiment {experiment_id}) at {uri}")
-    status = "FAILED"
-    try:
+    from tracking.session import ending_run
+    from tuning.summary import summarize
+
+    with ending_run():
         if not sweep.resume:
             log_sweep_params(sweep)
         results = fit(sweep, param_space, uri, experiment_id, parent_id, storage, cluster)
-        from tuning.summary import summarize
-
-        summary = summarize(results, sweep, uri, experiment_id, parent_id)
-        status = "FINISHED"
-        return summary
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    except BaseException as e:
-        from tracking.secrets import redact
-
-        mlflow.set_tag("failure_reason", redact(f"{type(e).__name__}: {e}")[:4000])
-        raise
-    finally:
-        mlflow.end_run(status=status)
+        return summarize(results, sweep, uri, experiment_id, parent_id)
 
 
 def log_sweep_params(sweep: SweepConfig) -> None:
