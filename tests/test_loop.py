@@ -113,12 +113,15 @@ DISTRIBUTED = textwrap.dedent("""
     from training.config import TrainConfig
     from training.distribute import describe
     from training.loop import train
+    # Every source of randomness in play: IWAE draws (VAE); denoising masks and IDEC fine-tuning (SAE).
+    extra = dict(iw_train_samples=3) if sys.argv[1] == "vae" else dict(input_dropout=0.2, cluster_epochs=1)
     cfg = TrainConfig(model=sys.argv[1], dataset="digits", latent_dim=3, hidden=(32,), batch_size=64,
-                      epochs=2, iw_samples=20, sparsity_weight=0.5)
+                      epochs=2, iw_samples=20, sparsity_weight=0.5, **extra)
     one = train(cfg, distribution=tf.distribute.OneDeviceStrategy("/cpu:0"))
     two = train(cfg, distribution=tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
     print(json.dumps({"one": one.history, "two": two.history, "replicas": two.distribution["replicas"],
-                      "strategy": two.distribution["strategy"]}))
+                      "strategy": two.distribution["strategy"], "one_c": one.cluster_history,
+                      "two_c": two.cluster_history}))
 """)
 
 
@@ -134,3 +137,7 @@ def test_mirrored_two_devices_equals_one_device(kind):
     for h1, h2 in zip(res["one"], res["two"], strict=True):
         for key in terms:
             assert h2[key] == pytest.approx(h1[key], rel=2e-6), key
+    assert len(res["one_c"]) == (kind == "sae")
+    for c1, c2 in zip(res["one_c"], res["two_c"], strict=True):
+        assert c2["loss"] == pytest.approx(c1["loss"], rel=1e-5) and c2["cluster_kl"] == pytest.approx(
+            c1["cluster_kl"], rel=1e-4)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from training.config import MODELS, RECON_LOSSES, TrainConfig, parse_hidden
+from training.config import LR_SCHEDULES, MODELS, RECON_LOSSES, TrainConfig, parse_hidden
 
 HELP = {
     "model": "vae (variational autoencoder) or sae (sparse autoencoder)",
@@ -25,10 +25,26 @@ HELP = {
     "batch_size": "GLOBAL batch size, split across replicas",
     "epochs": "number of epochs",
     "seed": "random seed (initialisation, shuffling, noise)",
+    "lr_schedule": "learning-rate schedule: constant, or cosine decay to 0 over the epochs",
+    "warmup_epochs": "linear learning-rate warm-up from 0 over this many first epochs; 0 = none",
+    "weight_decay": "decoupled (AdamW) weight decay; 0 = plain Adam",
+    "input_dropout": "SAE: denoising: fraction of input pixels zeroed in training, in [0, 1)",
+    "iw_train_samples": "VAE: importance samples K in the training objective (1 = ELBO, >1 = IWAE bound)",
+    "cluster_epochs": "SAE: epochs of IDEC clustering fine-tuning of the encoder before k-means; 0 = off",
+    "cluster_weight": "SAE: gamma, weight of the IDEC clustering loss",
     "iw_samples": "importance samples K for the VAE's test log-likelihood (IWAE estimate)",
     "traversal_steps": "points along each latent axis in traversal images",
 }
-CHOICES = {"model": MODELS, "recon_loss": RECON_LOSSES}
+CHOICES = {"model": MODELS, "recon_loss": RECON_LOSSES, "lr_schedule": LR_SCHEDULES}
+
+
+def optional(kind):
+    """An argparse type where "" means "not given" (MLproject passes every parameter)."""
+    def parse(text: str):
+        return None if text == "" else kind(text)
+
+    parse.__name__ = getattr(kind, "__name__", "value")
+    return parse
 
 
 def flag(name: str) -> str:
@@ -47,14 +63,24 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
         if f.name == "hidden":
             kind, default = parse_hidden, ",".join(map(str, default))
         shown = "" if default is None else f" (default: {default})"
-        group.add_argument(flag(f.name), type=kind, default=None, choices=CHOICES.get(f.name),
-                           metavar=None if f.name in CHOICES else f.name.upper(),
+        # No argparse `choices`: "" must parse as "not given"; TrainConfig rejects bad values clearly.
+        group.add_argument(flag(f.name), type=optional(kind), default=None,
+                           metavar="{" + ",".join(CHOICES[f.name]) + "}" if f.name in CHOICES else f.name.upper(),
                            help=HELP[f.name] + shown)
 
 
+def add_preset_argument(parser: argparse.ArgumentParser) -> None:
+    from training.presets import PRESETS
+
+    parser.add_argument("--preset", default=None, metavar="NAME",
+                        help=f"start from a named recipe ({', '.join(PRESETS)}); flags given override it")
+
+
 def config_from_args(args: argparse.Namespace, base: dict | None = None) -> TrainConfig:
-    """Flags given on the command line override `base` (a preset), which overrides the defaults."""
-    values = dict(base or {})
+    """Flags override the preset (--preset), which overrides `base`, which overrides the defaults."""
+    from training.presets import preset_values
+
+    values = dict(base or {}) | preset_values(getattr(args, "preset", None))
     for f in fields(TrainConfig):
         v = getattr(args, f.name, None)
         if v is not None:

@@ -15,6 +15,7 @@ from training.errors import UserError
 
 MODELS = ("vae", "sae")
 RECON_LOSSES = ("auto", "bce", "mse", "gaussian")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class ConfigError(UserError, ValueError):
@@ -37,6 +38,17 @@ class TrainConfig:
     recon_loss: "auto" picks Gaussian for frey (VAE), BCE for other VAE data,
         MSE for the SAE; or force "bce", "mse", "gaussian" (VAE only).
     learning_rate, batch_size (global, split across replicas), epochs, seed.
+    lr_schedule: "constant", or "cosine" decay of the learning rate to 0 over all epochs.
+    warmup_epochs: linear learning-rate warm-up from 0 over this many first epochs (then the schedule).
+    weight_decay: decoupled (AdamW) weight decay; 0 for plain Adam.
+    input_dropout: SAE only: denoising: fraction of input pixels zeroed during training (mask from
+        the input pipeline's per-example noise, rescaled by 1 / (1 - p)).
+    iw_train_samples: VAE only: K samples per example in the training objective (K=1 is the
+        ELBO, K>1 the importance-weighted bound of Burda et al.).
+    cluster_epochs: SAE only: epochs of IDEC fine-tuning of the encoder after training
+        (k = the number of classes), before the final k-means on the code; 0 for none.
+    cluster_weight: gamma, the weight of the IDEC clustering loss KL(P || Q) per example. The
+        reconstruction is summed over pixels, so IDEC's gamma=0.1 on a per-pixel mean is ~0.1 * pixels.
     iw_samples: K importance samples for the test log-likelihood estimate.
     traversal_steps: points along each latent axis in traversal grids.
     """
@@ -55,6 +67,13 @@ class TrainConfig:
     batch_size: int = 128
     epochs: int = 20
     seed: int = 0
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
+    weight_decay: float = 0.0
+    input_dropout: float = 0.0
+    iw_train_samples: int = 1
+    cluster_epochs: int = 0
+    cluster_weight: float = 50.0
     iw_samples: int = 1000
     traversal_steps: int = 9
 
@@ -92,6 +111,26 @@ class TrainConfig:
             raise bad("batch_size", self.batch_size, "must be an integer >= 1")
         if int(self.epochs) != self.epochs or self.epochs < 1:
             raise bad("epochs", self.epochs, "must be an integer >= 1")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise bad("lr_schedule", self.lr_schedule, f"choose one of {', '.join(LR_SCHEDULES)}")
+        if int(self.warmup_epochs) != self.warmup_epochs or not 0 <= self.warmup_epochs < self.epochs:
+            raise bad("warmup_epochs", self.warmup_epochs, "must be an integer in [0, epochs)")
+        if not self.weight_decay >= 0:
+            raise bad("weight_decay", self.weight_decay, "must be >= 0")
+        if not 0.0 <= self.input_dropout < 1.0:
+            raise bad("input_dropout", self.input_dropout, "must lie in [0, 1)")
+        if self.input_dropout > 0 and self.model != "sae":
+            raise bad("input_dropout", self.input_dropout, "denoising is for the sparse autoencoder")
+        if int(self.iw_train_samples) != self.iw_train_samples or self.iw_train_samples < 1:
+            raise bad("iw_train_samples", self.iw_train_samples, "must be an integer >= 1")
+        if self.iw_train_samples > 1 and self.model != "vae":
+            raise bad("iw_train_samples", self.iw_train_samples, "importance-weighted training is for the VAE")
+        if int(self.cluster_epochs) != self.cluster_epochs or self.cluster_epochs < 0:
+            raise bad("cluster_epochs", self.cluster_epochs, "must be an integer >= 0")
+        if self.cluster_epochs and self.model != "sae":
+            raise bad("cluster_epochs", self.cluster_epochs, "clustering fine-tuning is for the SAE")
+        if not self.cluster_weight >= 0:
+            raise bad("cluster_weight", self.cluster_weight, "must be >= 0")
         if int(self.iw_samples) != self.iw_samples or self.iw_samples < 1:
             raise bad("iw_samples", self.iw_samples, "must be an integer >= 1")
         if self.traversal_steps < 2:

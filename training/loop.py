@@ -44,6 +44,7 @@ class TrainResult:
     dataset: Dataset
     config: TrainConfig
     distribution: dict = field(default_factory=dict)
+    cluster_history: list[dict] = field(default_factory=list)  # per-epoch logs of IDEC fine-tuning
 
     @property
     def diverged(self) -> bool:
@@ -89,6 +90,21 @@ def make_train_step(model, optimizer, strategy: tf.distribute.Strategy, global_b
     return train_step
 
 
+def make_optimizer(config: TrainConfig, steps_per_epoch: int):
+    """Adam (AdamW with weight_decay > 0) at a constant or cosine-decayed learning rate, after any warm-up."""
+    lr = config.learning_rate
+    warmup = config.warmup_epochs * steps_per_epoch
+    if config.lr_schedule == "cosine" or warmup:
+        # Warm-up rises linearly from 0 to the learning rate; "constant" then never decays (alpha=1).
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else lr, decay_steps=max(1, config.epochs * steps_per_epoch - warmup),
+            alpha=0.0 if config.lr_schedule == "cosine" else 1.0,
+            warmup_target=lr if warmup else None, warmup_steps=warmup)
+    if config.weight_decay > 0:
+        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
+    return keras.optimizers.Adam(lr)
+
+
 def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_dir: str | None = None,
           distribution: Distribution | tf.distribute.Strategy | None = None, dataset: Dataset | None = None,
           evaluate_at_end: bool = True) -> TrainResult:
@@ -111,7 +127,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = build_model(config, data.image_shape)
-        optimizer = keras.optimizers.Adam(config.learning_rate)
+        optimizer = make_optimizer(config, steps_per_epoch=len(data.x_train) // g)
         optimizer.build(model.trainable_variables)
 
     # 3. resume
@@ -163,14 +179,20 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
             status = f"stopped at epoch {epoch}"
             break
 
-    # 5. final evaluation
+    # 5. optional clustering fine-tuning of the encoder (IDEC), then final evaluation
+    cluster_history: list[dict] = []
+    if config.cluster_epochs and not status.startswith("diverged"):
+        from training.finetune import idec
+
+        cluster_history = idec(model, data, config, strategy)
     metrics: dict[str, float] = {}
     if evaluate_at_end and not status.startswith("diverged"):
         metrics = evaluate.evaluate(model, data, config)
     result = TrainResult(status=status, epochs_completed=epoch, history=history, metrics=metrics, model=model,
                          dataset=data, config=config,
                          distribution={"strategy": distribution.name, "replicas": distribution.num_replicas,
-                                       "workers": distribution.num_workers})
+                                       "workers": distribution.num_workers},
+                         cluster_history=cluster_history)
     fire("on_train_end", result)
     return result
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 import time
 
-from training.cli import add_config_arguments, config_from_args
+from training.cli import add_config_arguments, add_preset_argument, config_from_args
 from training.errors import UserError
 
 
@@ -19,8 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tuning", description=__doc__.split("\n\n")[0])
     s = p.add_argument_group("sweep")
     s.add_argument("--num-samples", type=int, default=8, help="number of trials (default: 8)")
-    s.add_argument("--max-epochs", type=int, default=10, help="epochs per trial; ASHA may stop a trial earlier "
-                                                              "(default: 10)")
+    s.add_argument("--max-epochs", type=int, default=None, help="epochs per trial; ASHA may stop a trial earlier "
+                                                                "(default: the preset's epochs, else 10)")
     s.add_argument("--search", choices=("random", "optuna"), default="random",
                    help="random sampling, or Optuna's TPE (Bayesian) through Ray's OptunaSearch")
     s.add_argument("--scheduler", choices=("asha", "fifo"), default="asha",
@@ -53,21 +53,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--image-every", type=int, default=None, metavar="N", help="log images every N epochs")
     t.add_argument("--no-system-metrics", action="store_true", help="do not sample CPU / memory / GPU use")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow and Ray worker logs")
+    add_preset_argument(p)
     add_config_arguments(p, skip=("epochs",))
     return p
 
 
 def sweep_from_args(args):
-    from tuning.space import load_space
+    from tuning.space import contain, load_space
     from tuning.sweep import SweepConfig, metric_for
 
-    base = config_from_args(args, base={"epochs": args.max_epochs})
+    base = config_from_args(args)
+    base = base.replace(epochs=args.max_epochs or (base.epochs if args.preset else 10))
     metric, mode = metric_for(base.model, args.metric, args.mode)
     name = args.name or f"{base.model}-{base.dataset.replace(':', '_').replace('/', '_')}-" \
                         f"{time.strftime('%Y%m%d-%H%M%S')}"
     if args.resume and not args.name:
         raise UserError("--resume needs --name of the sweep to continue (see ./ray_results for names)")
-    return SweepConfig(base=base, space=load_space(args.space, base.model), num_samples=args.num_samples,
+    space = load_space(args.space, base.model)
+    if args.preset:
+        space = contain(space, base)
+    return SweepConfig(base=base, space=space, num_samples=args.num_samples,
                        search=args.search, scheduler=args.scheduler, metric=metric, mode=mode,
                        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                        workers_per_trial=args.workers_per_trial, max_concurrent=args.max_concurrent,

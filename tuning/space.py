@@ -97,6 +97,21 @@ def to_tune(space: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def contain(space: dict[str, Any], base: TrainConfig) -> dict[str, Any]:
+    """The space widened so that it contains `base`'s values (a preset is then one of its points)."""
+    out = {}
+    for key, spec in space.items():
+        value = getattr(base, key)
+        if isinstance(spec, dict):
+            kind, arg = next(iter(spec.items()))
+            if kind in ("choice", "grid") and value not in arg:
+                spec = {kind: sorted(arg + [value]) if all(isinstance(a, (int, float)) for a in arg) else arg + [value]}
+            elif kind in ("uniform", "loguniform", "randint") and not arg[0] <= value <= arg[1]:
+                spec = {kind: [min(arg[0], value), max(arg[1], value + (1 if kind == "randint" else 0))]}
+        out[key] = spec
+    return out
+
+
 def trial_config(base: TrainConfig, sampled: dict[str, Any]) -> TrainConfig:
     """The trial's TrainConfig: the sweep's base config with the sampled values."""
     values = dict(sampled)

@@ -20,7 +20,8 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int]):
     if config.model == "vae":
         return VAE(image_shape=image_shape, latent_dim=config.latent_dim, hidden=config.hidden,
                    activation=config.activation, likelihood=config.resolved_recon_loss(),
-                   kl_weight=config.kl_weight)
+                   kl_weight=config.kl_weight, iw_train_samples=config.iw_train_samples)
     return SparseAutoencoder(image_shape=image_shape, latent_dim=config.latent_dim, hidden=config.hidden,
                              activation=config.activation, recon_loss=config.resolved_recon_loss(),
-                             sparsity_weight=config.sparsity_weight, sparsity_target=config.sparsity_target)
+                             sparsity_weight=config.sparsity_weight, sparsity_target=config.sparsity_target,
+                             input_dropout=config.input_dropout)

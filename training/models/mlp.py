@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 from training import import_tensorflow
 
 import_tensorflow()
 import keras  # noqa: E402
+from keras import ops  # noqa: E402
 
 
 def encoder_trunk(image_shape, hidden, activation, name):
@@ -29,3 +31,13 @@ def decoder_trunk(latent_dim, hidden, activation, name):
 
 def pixels(image_shape) -> int:
     return int(math.prod(image_shape))
+
+
+def drop_inputs(x, noise, rate):
+    """Denoising corruption: zero each pixel with probability `rate`, rescale the rest by 1 / (1 - rate).
+
+    x: (B, H, W); noise: (B, H*W) standard normal draws from the input pipeline, so the mask
+    depends only on (seed, epoch, example), not on how the batch is split across replicas.
+    """
+    keep = ops.cast(noise >= NormalDist().inv_cdf(rate), x.dtype)
+    return x * ops.reshape(keep, ops.shape(x)) / (1.0 - rate)

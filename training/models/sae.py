@@ -12,7 +12,7 @@ import_tensorflow()
 import keras  # noqa: E402
 from keras import ops
 
-from training.models.mlp import decoder_trunk, encoder_trunk, pixels
+from training.models.mlp import decoder_trunk, drop_inputs, encoder_trunk, pixels
 
 EPS = 1e-6
 
@@ -26,7 +26,7 @@ def kl_sparsity(rho, rho_hat):
 @keras.saving.register_keras_serializable(package="aesweep")
 class SparseAutoencoder(keras.Model):
     def __init__(self, image_shape, latent_dim, hidden=(256, 128), activation="relu", recon_loss="mse",
-                 sparsity_weight=0.01, sparsity_target=0.05, **kwargs):
+                 sparsity_weight=0.01, sparsity_target=0.05, input_dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = tuple(int(s) for s in image_shape)
         self.latent_dim = int(latent_dim)
@@ -35,6 +35,7 @@ class SparseAutoencoder(keras.Model):
         self.recon_loss = recon_loss
         self.sparsity_weight = float(sparsity_weight)
         self.sparsity_target = float(sparsity_target)
+        self.input_dropout = float(input_dropout)  # denoising: the mask comes from the loop's noise
 
         x_in, h = encoder_trunk(self.image_shape, self.hidden, activation, "enc")
         code = keras.layers.Dense(self.latent_dim, activation="sigmoid", name="code")(h)
@@ -44,7 +45,9 @@ class SparseAutoencoder(keras.Model):
         self.decoder = keras.Model(z_in, logits, name="decoder")
         self.built = True  # every variable exists once the sub-models do
 
-    noise_dim = 0
+    @property
+    def noise_dim(self):
+        return pixels(self.image_shape) if self.input_dropout > 0 else 0
 
     def encode_mean(self, x):
         """(B, H, W) -> code activations (B, latent) in (0, 1)."""
@@ -58,8 +61,13 @@ class SparseAutoencoder(keras.Model):
 
     def loss_terms(self, x, noise=None, batch_mean=None, training=True):
         """Per-example reconstruction (summed over pixels) plus the batch-level sparsity penalty."""
+        x_in = drop_inputs(x, noise, self.input_dropout) if training and self.input_dropout > 0 else x
+        return self.terms_and_code(x_in, x, batch_mean, training)[0]
+
+    def terms_and_code(self, x_in, x, batch_mean=None, training=True):
+        """loss_terms of input `x_in` reconstructing target `x`, and the code (B, latent)."""
         batch_mean = batch_mean or (lambda t: ops.mean(t, axis=0))
-        code = self.encoder(x, training=training)
+        code = self.encoder(x_in, training=training)
         logits = self.decoder(code, training=training)
         x_flat = ops.reshape(x, (ops.shape(x)[0], -1))
         if self.recon_loss == "bce":
@@ -67,12 +75,13 @@ class SparseAutoencoder(keras.Model):
         else:
             recon = ops.sum(ops.square(x_flat - ops.sigmoid(logits)), axis=-1)
         kl = kl_sparsity(self.sparsity_target, batch_mean(code))
-        return {"loss": recon, "recon": recon, "sparsity_kl": kl, "penalty": self.sparsity_weight * kl}
+        return {"loss": recon, "recon": recon, "sparsity_kl": kl, "penalty": self.sparsity_weight * kl}, code
 
     def get_config(self):
         return {"name": self.name, "image_shape": list(self.image_shape), "latent_dim": self.latent_dim,
                 "hidden": list(self.hidden), "activation": self.activation, "recon_loss": self.recon_loss,
-                "sparsity_weight": self.sparsity_weight, "sparsity_target": self.sparsity_target}
+                "sparsity_weight": self.sparsity_weight, "sparsity_target": self.sparsity_target,
+                "input_dropout": self.input_dropout}
 
     def build(self, input_shape=None):
         self.built = True

@@ -25,7 +25,7 @@ LOGVAR_MID, LOGVAR_HALF = -3.5, 5.5
 @keras.saving.register_keras_serializable(package="aesweep")
 class VAE(keras.Model):
     def __init__(self, image_shape, latent_dim, hidden=(256, 128), activation="relu", likelihood="bce",
-                 kl_weight=1.0, **kwargs):
+                 kl_weight=1.0, iw_train_samples=1, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = tuple(int(s) for s in image_shape)
         self.latent_dim = int(latent_dim)
@@ -33,6 +33,7 @@ class VAE(keras.Model):
         self.activation = activation
         self.likelihood = likelihood  # "bce" (Bernoulli), "gaussian" (learned variance) or "mse" (unit variance)
         self.kl_weight = float(kl_weight)
+        self.iw_train_samples = int(iw_train_samples)  # K > 1: train on the importance-weighted bound
         d = pixels(self.image_shape)
 
         x_in, h = encoder_trunk(self.image_shape, self.hidden, activation, "enc")
@@ -48,7 +49,8 @@ class VAE(keras.Model):
         self.built = True  # every variable exists once the sub-models do
 
     # --- the surface shared with the sparse autoencoder
-    noise_dim = property(lambda self: self.latent_dim)
+    # Per example: K latent draws (K = iw_train_samples).
+    noise_dim = property(lambda self: self.iw_train_samples * self.latent_dim)
 
     def encode(self, x, training=False):
         """(B, H, W) -> z_mean, z_log_var, each (B, latent)."""
@@ -90,15 +92,37 @@ class VAE(keras.Model):
     def loss_terms(self, x, noise, batch_mean=None, training=True):
         """Negative ELBO per example: loss = -log p(x|z) + beta * KL(q(z|x) || N(0, I)).
 
-        noise: (B, latent) standard normal draws for the reparameterisation z = mu + sigma * eps.
+        noise: (B, noise_dim) standard normal draws: the reparameterisation z = mu + sigma * eps
+        (K draws when iw_train_samples = K > 1, whose loss is then the negative importance-weighted
+        bound -log mean_k w_k, with beta weighting log p(z) - log q(z|x)).
         """
+        k = self.iw_train_samples
         z_mean, z_log_var = self.encode(x, training=training)
-        z = z_mean + ops.exp(0.5 * z_log_var) * noise
         x_flat = ops.reshape(x, (ops.shape(x)[0], -1))
-        recon = -self.log_px_z(x_flat, z, training=training)
         kl = -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)
-        return {"loss": recon + self.kl_weight * kl, "recon": recon, "kl": kl,
-                "elbo": -(recon + kl), "penalty": ops.zeros(())}
+        if k == 1:
+            z = z_mean + ops.exp(0.5 * z_log_var) * noise
+            recon = -self.log_px_z(x_flat, z, training=training)
+            return {"loss": recon + self.kl_weight * kl, "recon": recon, "kl": kl,
+                    "elbo": -(recon + kl), "penalty": ops.zeros(())}
+        eps = ops.transpose(ops.reshape(noise, (-1, k, self.latent_dim)), (1, 0, 2))  # (K, B, latent)
+        log_px, log_pz, log_qz = self._log_terms(x_flat, z_mean, z_log_var, eps, training)
+        log_w = log_px + self.kl_weight * (log_pz - log_qz)
+        bound = ops.logsumexp(log_w, axis=0) - math.log(k)
+        recon = -ops.mean(log_px, axis=0)
+        return {"loss": -bound, "recon": recon, "kl": kl, "elbo": ops.mean(log_px + log_pz - log_qz, axis=0),
+                "iw_bound": bound, "penalty": ops.zeros(())}
+
+    def _log_terms(self, x_flat, z_mean, z_log_var, eps, training=False):
+        """log p(x|z_k), log p(z_k), log q(z_k|x), each (K, B), for draws eps (K, B, latent)."""
+        k, b = ops.shape(eps)[0], ops.shape(eps)[1]
+        z = z_mean[None] + ops.exp(0.5 * z_log_var)[None] * eps  # (K, B, latent)
+        x_rep = ops.reshape(ops.broadcast_to(x_flat[None], (k, b, x_flat.shape[-1])), (k * b, -1))
+        log_px = ops.reshape(self.log_px_z(x_rep, ops.reshape(z, (k * b, self.latent_dim)), training=training),
+                             (k, b))
+        log_pz = -0.5 * ops.sum(LOG_2PI + ops.square(z), axis=-1)
+        log_qz = -0.5 * ops.sum(LOG_2PI + z_log_var[None] + ops.square(eps), axis=-1)
+        return log_px, log_pz, log_qz
 
     def log_weights(self, x, noise):
         """Importance log-weights log p(x,z_k) - log q(z_k|x) for K samples.
@@ -106,20 +130,13 @@ class VAE(keras.Model):
         x: (B, H, W); noise: (K, B, latent) -> (K, B). logsumexp over K minus log K is the IWAE bound.
         """
         z_mean, z_log_var = self.encode(x)
-        k, b = ops.shape(noise)[0], ops.shape(noise)[1]
-        std = ops.exp(0.5 * z_log_var)
-        z = z_mean[None] + std[None] * noise  # (K, B, latent)
-        x_flat = ops.reshape(x, (b, -1))
-        x_rep = ops.reshape(ops.broadcast_to(x_flat[None], (k, b, x_flat.shape[-1])), (k * b, -1))
-        log_px = ops.reshape(self.log_px_z(x_rep, ops.reshape(z, (k * b, self.latent_dim))), (k, b))
-        log_pz = -0.5 * ops.sum(LOG_2PI + ops.square(z), axis=-1)
-        log_qz = -0.5 * ops.sum(LOG_2PI + z_log_var[None] + ops.square(noise), axis=-1)
+        log_px, log_pz, log_qz = self._log_terms(ops.reshape(x, (ops.shape(x)[0], -1)), z_mean, z_log_var, noise)
         return log_px + log_pz - log_qz
 
     def get_config(self):
         return {"name": self.name, "image_shape": list(self.image_shape), "latent_dim": self.latent_dim,
                 "hidden": list(self.hidden), "activation": self.activation, "likelihood": self.likelihood,
-                "kl_weight": self.kl_weight}
+                "kl_weight": self.kl_weight, "iw_train_samples": self.iw_train_samples}
 
     def build(self, input_shape=None):  # sub-models are built at construction
         self.built = True

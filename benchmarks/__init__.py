@@ -1,0 +1,1 @@
+"""Scripts that measure and report figures (not tests): `python -m benchmarks.quality`."""

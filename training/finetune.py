@@ -1,0 +1,92 @@
+"""IDEC clustering fine-tuning of a trained sparse autoencoder's encoder (Guo et al. 2017, after DEC).
+
+Cluster centres mu_j start from k-means on the code. Each epoch the soft assignments
+q_ij = (1 + |z_i - mu_j|^2)^-1 / sum_j' (...) of all training images are computed once and
+sharpened into targets p_ij = (q_ij^2 / f_j) / sum_j' (...), f_j = sum_i q_ij; the encoder, decoder
+and centres then minimise, per example, recon_i + gamma * KL(p_i || q_i) (plus the SAE's sparsity
+penalty). No labels are used: k is the number of clusters the evaluation asks for.
+
+Targets are per-example inputs from the pipeline and every loss term is per example (the sparsity
+penalty uses the global-batch mean), so replica splitting does not change the result.
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import KMeans
+
+from training.config import ConfigError
+from training.distribute import tf
+from training.evaluate import embed
+
+import keras  # noqa: E402
+
+KMEANS_RESTARTS = 20
+
+
+def soft_assign(z, centres):
+    """Student-t (one degree of freedom) soft assignment: (B, latent) x (k, latent) -> (B, k)."""
+    d2 = tf.reduce_sum(tf.square(z[:, None, :] - centres[None]), axis=-1)
+    q = 1.0 / (1.0 + d2)
+    return q / tf.reduce_sum(q, axis=1, keepdims=True)
+
+
+def target_distribution(q: np.ndarray) -> np.ndarray:
+    w = q ** 2 / q.sum(axis=0)
+    return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def idec(model, data, config, strategy: tf.distribute.Strategy) -> list[dict]:
+    """Fine-tune `model` (a SparseAutoencoder) in place for config.cluster_epochs epochs; returns per-epoch logs."""
+    k = data.num_classes
+    if k < 2:
+        raise ConfigError("cluster_epochs > 0 needs labelled data (the number of clusters is the number of "
+                          "classes); set --cluster-epochs 0 for unlabelled images")
+    g, gamma = config.batch_size, config.cluster_weight
+    z = embed(model, data.x_train)
+    km = KMeans(n_clusters=k, n_init=KMEANS_RESTARTS, random_state=config.seed).fit(z)
+    # The kernel sees codes in units of the initial RMS distance to the assigned centre, so its
+    # sharpness does not depend on the code's scale (a sigmoid code lives in the unit cube).
+    scale = float(np.sqrt(km.inertia_ / len(z))) or 1.0
+    with strategy.scope():
+        centres = tf.Variable((km.cluster_centers_ / scale).astype(np.float32), name="cluster_centres")
+        optimizer = keras.optimizers.Adam(config.learning_rate)
+        variables = model.trainable_variables + [centres]
+        optimizer.build(variables)
+
+    def global_mean(t):
+        ctx = tf.distribute.get_replica_context()
+        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(t, axis=0)) / g
+
+    def replica_step(x, p):
+        with tf.GradientTape() as tape:
+            terms, code = model.terms_and_code(x, x, batch_mean=global_mean, training=True)
+            q = soft_assign(code / scale, centres)
+            kl = tf.reduce_sum(p * (tf.math.log(p + 1e-10) - tf.math.log(q + 1e-10)), axis=-1)
+            per_example = terms["loss"] + gamma * kl
+            loss = tf.reduce_sum(per_example) / g + terms["penalty"] / strategy.num_replicas_in_sync
+        grads = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+        return {"loss": tf.reduce_sum(per_example) / g, "cluster_kl": tf.reduce_sum(kl) / g}
+
+    @tf.function
+    def step(inputs):
+        out = strategy.run(replica_step, args=inputs)
+        return {n: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for n, v in out.items()}
+
+    logs, labels = [], km.labels_
+    for epoch in range(1, config.cluster_epochs + 1):
+        q = np.asarray(soft_assign(tf.constant(embed(model, data.x_train) / scale), centres))
+        p = target_distribution(q)
+        new_labels = q.argmax(axis=1)
+        changed = float(np.mean(new_labels != labels))
+        labels = new_labels
+        rng = np.random.default_rng([config.seed, 7_000_003, epoch])  # a stream apart from pretraining's
+        perm = rng.permutation(len(p))
+        ds = tf.data.Dataset.from_tensor_slices((data.x_train[perm], p[perm])).batch(g, drop_remainder=True)
+        sums, steps = {}, 0
+        for inputs in strategy.experimental_distribute_dataset(ds.prefetch(tf.data.AUTOTUNE)):
+            for n, v in step(inputs).items():
+                sums[n] = sums.get(n, 0.0) + float(v)
+            steps += 1
+        logs.append({"cluster_epoch": epoch, "labels_changed": changed, **{n: v / steps for n, v in sums.items()}})
+    return logs

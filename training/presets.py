@@ -1,0 +1,45 @@
+"""Named recipes: tuned configurations the CLIs accept as `--preset NAME`.
+
+Flags given on the command line override the preset; the preset overrides the defaults.
+Recipes are dataset-agnostic (the dataset in each is only a default): run them unchanged on
+`--dataset npz:PATH`. Figures they reach are in BENCHMARKS.md (python -m benchmarks.quality).
+"""
+from __future__ import annotations
+
+from training.config import ConfigError, TrainConfig
+
+PRESETS: dict[str, dict] = {
+    # DEC-style 500-500-2000 stack around a 10-unit sigmoid code, denoising pretraining with a warm-up
+    # and cosine decay, then IDEC fine-tuning of the encoder; k-means on the code is the headline.
+    "mnist-sae": dict(model="sae", dataset="mnist-test", latent_dim=10, hidden=(500, 500, 2000), batch_size=64,
+                      epochs=100, input_dropout=0.2, lr_schedule="cosine", warmup_epochs=2, cluster_epochs=12,
+                      cluster_weight=50.0),
+    # Li & Turner's Frey Face architecture (latent 20, 200 softplus units), trained on the
+    # importance-weighted bound (K=10) with AdamW and a cosine schedule against overfitting.
+    "frey-vae": dict(model="vae", dataset="frey", latent_dim=20, hidden=(200,), activation="softplus",
+                     batch_size=100, epochs=1000, learning_rate=0.002, lr_schedule="cosine", weight_decay=0.05,
+                     iw_train_samples=10),
+    # Quick checks on the bundled digits.
+    "digits-sae": dict(model="sae", dataset="digits", latent_dim=10, hidden=(256, 128), batch_size=64, epochs=60,
+                       input_dropout=0.2, lr_schedule="cosine", warmup_epochs=2, cluster_epochs=10),
+    "digits-vae": dict(model="vae", dataset="digits", latent_dim=8, hidden=(256, 128), batch_size=64, epochs=60,
+                       lr_schedule="cosine", iw_train_samples=5),
+}
+
+
+def preset_values(name: str | None) -> dict:
+    if not name:
+        return {}
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
+    return dict(PRESETS[name])
+
+
+def preset(name: str) -> TrainConfig:
+    return TrainConfig(**preset_values(name))
+
+
+def quick(config: TrainConfig) -> TrainConfig:
+    """The same recipe shrunk to check a pipeline in seconds (never for figures)."""
+    return config.replace(epochs=min(config.epochs, 3), warmup_epochs=min(config.warmup_epochs, 1),
+                          cluster_epochs=min(config.cluster_epochs, 1), iw_samples=min(config.iw_samples, 100))
