@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from training.callbacks import Callback
@@ -141,3 +142,10 @@ def test_mirrored_two_devices_equals_one_device(kind):
     for c1, c2 in zip(res["one_c"], res["two_c"], strict=True):
         assert c2["loss"] == pytest.approx(c1["loss"], rel=1e-5) and c2["cluster_kl"] == pytest.approx(
             c1["cluster_kl"], rel=1e-4)
+
+
+def test_clustering_fine_tuning_needs_labels(tmp_path):
+    path = tmp_path / "unlabelled.npz"
+    np.savez(path, x_train=np.random.default_rng(0).integers(0, 256, (80, 6, 6), dtype=np.uint8))
+    with pytest.raises(ConfigError, match="no labels"):
+        train(TrainConfig(model="sae", dataset=f"npz:{path}", epochs=1, cluster_epochs=2, batch_size=16))

@@ -107,3 +107,63 @@ def test_save_load_exact_in_safe_mode(tmp_path, kind):
 def test_config_errors_are_clear(changes, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**changes)
+
+
+def test_denoising_mask_comes_from_the_pipeline_noise():
+    from training.models.mlp import drop_inputs
+
+    x = np.ones((4, 10, 10), np.float32)
+    noise = np.random.default_rng(5).standard_normal((4, 100)).astype(np.float32)
+    out = np.asarray(drop_inputs(x, noise, 0.25))
+    assert 0.2 < np.mean(out == 0) < 0.3
+    np.testing.assert_allclose(out[out > 0], 1 / 0.75, rtol=1e-6)
+    np.testing.assert_array_equal(out, np.asarray(drop_inputs(x, noise, 0.25)))  # same noise, same mask
+
+
+def test_importance_weighted_training_bound():
+    model = build_model(TrainConfig(model="vae", latent_dim=2, hidden=(8,), iw_train_samples=4), (3, 3))
+    rng = np.random.default_rng(6)
+    x = rng.uniform(size=(5, 3, 3)).astype(np.float32)
+    noise = rng.standard_normal((5, model.noise_dim)).astype(np.float32)
+    assert model.noise_dim == 8
+    terms = {k: np.asarray(v) for k, v in model.loss_terms(x, noise).items()}
+    # -loss is the IWAE bound: at least the mean ELBO of its K draws (Jensen), at most log p(x) in expectation.
+    assert np.all(-terms["loss"] >= terms["elbo"] - 1e-4)
+    logw = np.asarray(model.log_weights(x, noise.reshape(5, 4, 2).transpose(1, 0, 2)))
+    np.testing.assert_allclose(-terms["loss"], logsumexp(logw, 0) - np.log(4), rtol=1e-5, atol=1e-4)
+
+
+def test_idec_targets_sharpen_soft_assignments():
+    from training.finetune import soft_assign, target_distribution
+
+    z = np.array([[0.0, 0.0], [0.1, 0.0], [3.0, 3.0]], np.float32)
+    centres = np.array([[0.0, 0.0], [3.0, 3.0]], np.float32)
+    q = np.asarray(soft_assign(z, centres))
+    np.testing.assert_allclose(q.sum(1), 1.0, rtol=1e-6)
+    p = target_distribution(q)
+    np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-6)
+    assert np.all(p.max(1) >= q.max(1)) and list(q.argmax(1)) == [0, 0, 1]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"lr_schedule": "step"}, "choose one of constant, cosine"), ({"warmup_epochs": 20}, r"in \[0, epochs\)"),
+    ({"model": "vae", "input_dropout": 0.2}, "denoising is for the sparse"),
+    ({"model": "sae", "iw_train_samples": 3}, "for the VAE"), ({"model": "vae", "cluster_epochs": 2}, "for the SAE"),
+    ({"model": "sae", "input_dropout": 1.0}, r"\[0, 1\)"), ({"weight_decay": -1.0}, "weight_decay=-1.0"),
+])
+def test_recipe_option_errors(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**changes)
+
+
+def test_presets_are_valid_and_flags_override_them():
+    from training.cli import config_from_args
+    from training.presets import PRESETS, preset
+    import argparse
+
+    for name in PRESETS:
+        assert preset(name).model in ("vae", "sae")
+    cfg = config_from_args(argparse.Namespace(preset="frey-vae", latent_dim=5, dataset="npz:/x.npz"))
+    assert cfg.latent_dim == 5 and cfg.hidden == (200,) and cfg.dataset == "npz:/x.npz"
+    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+        config_from_args(argparse.Namespace(preset="nope"))

@@ -120,6 +120,9 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
     if g > len(data.x_train):
         raise ConfigError(f"invalid batch_size={g}: larger than the {len(data.x_train)} training images; "
                           f"lower --batch-size")
+    if config.cluster_epochs and not data.labelled:
+        raise ConfigError(f"invalid cluster_epochs={config.cluster_epochs}: {data.name} has no labels to tell the "
+                          f"number of clusters; use --cluster-epochs 0")
     if g % distribution.num_replicas:
         raise ConfigError(f"invalid batch_size={g}: not divisible by the {distribution.num_replicas} replicas")
 
