@@ -217,3 +217,25 @@ def test_killed_driver_resumes_without_duplicate_runs(tmp_path):
 def test_resume_without_state_is_a_clear_error(tmp_path):
     out = sweep_cli(tmp_path, "--name", "never-ran", "--resume")
     assert out.returncode == 2 and "nothing to resume" in out.stderr
+
+
+def test_multi_node_cluster_refuses_a_local_store(tmp_path):
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from training.config import TrainConfig
+    from tuning.space import default_space
+    from tuning.sweep import SweepConfig, run
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    try:
+        sweep = SweepConfig(base=TrainConfig(epochs=1), space=default_space("vae"), metric="val_elbo", mode="max",
+                            address=cluster.address, storage_path=str(tmp_path / "ray"), name="c",
+                            tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+        with pytest.raises(ConfigError, match="has 2 nodes, which cannot all reach sqlite:///.*--tracking-uri http"):
+            run(sweep)
+        assert not (tmp_path / "mlflow.db").exists()  # refused before anything was written
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

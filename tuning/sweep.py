@@ -122,9 +122,6 @@ def run(sweep: SweepConfig) -> dict:
     from tracking.store import resolve_uri
 
     uri = resolve_uri(sweep.tracking_uri)
-    if cluster and is_local(uri) and sweep.address not in (None, "local") and not sweep.address.startswith("127."):
-        raise ConfigError(f"a Ray cluster needs a tracking server every node can reach, not {uri}; start one "
-                          f"(python -m tracking server --host 0.0.0.0) and pass --tracking-uri http://HOST:5000")
     storage = Path(sweep.storage_path or ROOT / "ray_results").expanduser().resolve()
     state_path = storage / sweep.name / STATE_FILE
     if sweep.resume and not state_path.is_file():
@@ -135,6 +132,15 @@ def run(sweep: SweepConfig) -> dict:
     from tuning.space import to_tune
 
     param_space = to_tune(sweep.space)  # validates the space before anything is created
+    # 1b. Ray first: on a cluster of several nodes, a local store cannot be reached by the others.
+    init_ray(sweep, cluster)
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) > 1 and is_local(uri if not sweep.resume else json.loads(state_path.read_text())["tracking_uri"]):
+        raise ConfigError(f"this Ray cluster has {len(nodes)} nodes, which cannot all reach {uri}; start a "
+                          f"tracking server (python -m tracking server --host 0.0.0.0) and pass "
+                          f"--tracking-uri http://HOST:5000")
     # 2. store, experiment and the parent run
     project_run = os.environ.pop("MLFLOW_RUN_ID", None)  # set by `mlflow run`: that run is the parent
     if sweep.resume:
@@ -158,7 +164,7 @@ def run(sweep: SweepConfig) -> dict:
     with ending_run():
         if not sweep.resume:
             log_sweep_params(sweep)
-        results = fit(sweep, param_space, uri, experiment_id, parent_id, storage, cluster)
+        results = fit(sweep, param_space, uri, experiment_id, parent_id, storage)
         return summarize(results, sweep, uri, experiment_id, parent_id)
 
 
@@ -177,13 +183,12 @@ def log_sweep_params(sweep: SweepConfig) -> None:
                     | sweep.extra_tags)
 
 
-def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, parent_id: str, storage: Path, cluster: bool):
+def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, parent_id: str, storage: Path):
     from ray import tune
 
     from tuning.status import ChildRunStatus
     from tuning.trial import TrialSetup, run_trial
 
-    init_ray(sweep, cluster)
     setup = TrialSetup(base=sweep.base, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent_id,
                        storage_path=str(storage / sweep.name), workers_per_trial=sweep.workers_per_trial,
                        cpus_per_worker=sweep.cpus_per_trial, gpus_per_worker=sweep.gpus_per_trial,
