@@ -56,3 +56,19 @@ def test_grid_layout():
     g = grid(tiles, pad=1)
     assert g.shape == (7, 10)
     assert g[4:6, 7:9].min() == 255 and g[1:3, 1:3].max() == 0
+
+
+def test_augmentation_is_seeded_and_label_free():
+    from training.augment import augment
+
+    x = np.zeros((3, 9, 9), np.float32)
+    x[:, 3:6, 3:6] = 1.0
+    assert augment(x, 0, 1, 0, 0) is x  # off: untouched
+    a = augment(x, 0, 1, 2, 20)
+    assert a.shape == x.shape and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
+    np.testing.assert_array_equal(a, augment(x, 0, 1, 2, 20))  # a pure function of (seed, epoch)
+    assert not np.array_equal(a, augment(x, 0, 2, 2, 20))
+    assert not np.array_equal(a[0], x[0])
+    np.testing.assert_allclose(a.sum((1, 2)), x.sum((1, 2)), rtol=0.2)  # moved, not erased
+    shifted = augment(x, 0, 1, 0.0, 0.0)
+    np.testing.assert_array_equal(shifted, x)

@@ -32,6 +32,8 @@ HELP = {
     "iw_train_samples": "VAE: importance samples K in the training objective (1 = ELBO, >1 = IWAE bound)",
     "cluster_epochs": "SAE: epochs of IDEC clustering fine-tuning of the encoder before k-means; 0 = off",
     "cluster_weight": "SAE: gamma, weight of the IDEC clustering loss",
+    "augment_shift": "augment training inputs with random shifts of up to this many pixels; 0 = off",
+    "augment_rotate": "augment training inputs with random rotations of up to this many degrees; 0 = off",
     "iw_samples": "importance samples K for the VAE's test log-likelihood (IWAE estimate)",
     "traversal_steps": "points along each latent axis in traversal images",
 }

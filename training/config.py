@@ -49,6 +49,8 @@ class TrainConfig:
         (k = the number of classes), before the final k-means on the code; 0 for none.
     cluster_weight: gamma, the weight of the IDEC clustering loss KL(P || Q) per example. The
         reconstruction is summed over pixels, so IDEC's gamma=0.1 on a per-pixel mean is ~0.1 * pixels.
+    augment_shift, augment_rotate: training inputs randomly shifted by up to this many pixels and
+        rotated by up to this many degrees (label-free augmentation; 0 = off).
     iw_samples: K importance samples for the test log-likelihood estimate.
     traversal_steps: points along each latent axis in traversal grids.
     """
@@ -74,6 +76,8 @@ class TrainConfig:
     iw_train_samples: int = 1
     cluster_epochs: int = 0
     cluster_weight: float = 50.0
+    augment_shift: float = 0.0
+    augment_rotate: float = 0.0
     iw_samples: int = 1000
     traversal_steps: int = 9
 
@@ -131,6 +135,9 @@ class TrainConfig:
             raise bad("cluster_epochs", self.cluster_epochs, "clustering fine-tuning is for the SAE")
         if not self.cluster_weight >= 0:
             raise bad("cluster_weight", self.cluster_weight, "must be >= 0")
+        if not self.augment_shift >= 0 or not 0 <= self.augment_rotate <= 180:
+            raise bad("augment_shift/augment_rotate", (self.augment_shift, self.augment_rotate),
+                      "shift must be >= 0 pixels and rotation within [0, 180] degrees")
         if int(self.iw_samples) != self.iw_samples or self.iw_samples < 1:
             raise bad("iw_samples", self.iw_samples, "must be an integer >= 1")
         if self.traversal_steps < 2:

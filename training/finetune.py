@@ -16,6 +16,7 @@ from sklearn.cluster import KMeans
 
 from training.config import ConfigError
 from training.distribute import tf
+from training.augment import augment
 from training.evaluate import embed
 
 import keras  # noqa: E402
@@ -82,7 +83,9 @@ def idec(model, data, config, strategy: tf.distribute.Strategy) -> list[dict]:
         labels = new_labels
         rng = np.random.default_rng([config.seed, 7_000_003, epoch])  # a stream apart from pretraining's
         perm = rng.permutation(len(p))
-        ds = tf.data.Dataset.from_tensor_slices((data.x_train[perm], p[perm])).batch(g, drop_remainder=True)
+        # Targets from the clean images, inputs augmented as in pretraining (as DEC-DA does).
+        images = augment(data.x_train[perm], config.seed, 10_000 + epoch, config.augment_shift, config.augment_rotate)
+        ds = tf.data.Dataset.from_tensor_slices((images, p[perm])).batch(g, drop_remainder=True)
         sums, steps = {}, 0
         for inputs in strategy.experimental_distribute_dataset(ds.prefetch(tf.data.AUTOTUNE)):
             for n, v in step(inputs).items():

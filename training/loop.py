@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from training import checkpoint as ckpt
+from training.augment import augment
 from training.callbacks import Callback, TrainContext
 from training.config import ConfigError, TrainConfig
 from training.data import Dataset, load_dataset
@@ -51,12 +52,15 @@ class TrainResult:
         return self.status.startswith("diverged")
 
 
-def epoch_batches(x: np.ndarray, noise_dim: int, global_batch: int, seed: int, epoch: int) -> tf.data.Dataset:
-    """The epoch's shuffled full batches with per-example noise, both a pure function of (seed, epoch)."""
+def epoch_batches(x: np.ndarray, noise_dim: int, global_batch: int, seed: int, epoch: int,
+                  shift: float = 0.0, rotate: float = 0.0) -> tf.data.Dataset:
+    """The epoch's shuffled full batches with per-example noise (and augmentation), all a pure
+    function of (seed, epoch)."""
     rng = np.random.default_rng([seed, epoch])
     perm = rng.permutation(len(x))
     noise = rng.standard_normal((len(x), noise_dim)).astype(np.float32)
-    ds = tf.data.Dataset.from_tensor_slices((x[perm], noise)).batch(global_batch, drop_remainder=True)
+    images = augment(x[perm], seed, epoch, shift, rotate)
+    ds = tf.data.Dataset.from_tensor_slices((images, noise)).batch(global_batch, drop_remainder=True)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
@@ -159,7 +163,8 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
     for epoch in range(start_epoch + 1, config.epochs + 1):
         t0 = time.time()
         batches = strategy.experimental_distribute_dataset(
-            epoch_batches(data.x_train, model.noise_dim, g, config.seed, epoch))
+            epoch_batches(data.x_train, model.noise_dim, g, config.seed, epoch, config.augment_shift,
+                          config.augment_rotate))
         sums: dict[str, float] = {}
         steps = 0
         for inputs in batches:
