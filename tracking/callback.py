@@ -52,6 +52,9 @@ class MlflowCallback(Callback):
                 warnings.warn(f"could not log dataset lineage: {e}")
 
     def on_epoch_end(self, epoch, logs, context):
+        from tracking.session import check_terminated
+
+        check_terminated()  # a SIGTERM stops training here, between epochs
         if epoch <= self.logged_through:
             return  # logged before the process that made the last checkpoint died: no duplicate steps
         mlflow.log_metrics({k: float(v) for k, v in logs.items() if k != "seconds"} |

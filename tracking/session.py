@@ -51,15 +51,30 @@ def git_commit() -> str | None:
         return None
 
 
+_TERMINATE = threading.Event()
+
+
+def check_terminated() -> None:
+    """Raise Terminated if SIGTERM arrived: called at safe points (an epoch's end), where no import or
+    MLflow call is half-done; an exception raised mid-import can deadlock the process's other threads."""
+    if _TERMINATE.is_set():
+        raise Terminated()
+
+
 @contextlib.contextmanager
-def sigterm_as_interrupt():
+def sigterm_as_interrupt(deferred: bool):
+    """SIGTERM becomes Terminated (a KeyboardInterrupt): at the next check_terminated() when
+    `deferred`, at once otherwise; a second SIGTERM always acts at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        raise Terminated()
+        if not deferred or _TERMINATE.is_set():
+            raise Terminated()
+        _TERMINATE.set()
 
+    _TERMINATE.clear()
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
@@ -68,14 +83,15 @@ def sigterm_as_interrupt():
 
 
 @contextlib.contextmanager
-def ending_run():
+def ending_run(defer_sigterm: bool = True):
     """Ends the active run truthfully when the block exits: FINISHED (unless the block set
     outcome["status"]), FAILED with tag `failure_reason` on an exception, KILLED on Ctrl-C,
     SIGTERM or Ray Tune stopping the trial (SystemExit). Never left RUNNING."""
     outcome = {"status": "FINISHED"}
     try:
-        with sigterm_as_interrupt():
+        with sigterm_as_interrupt(defer_sigterm):
             yield outcome
+            check_terminated()
     except (KeyboardInterrupt, SystemExit):
         outcome["status"] = "KILLED"
         raise
@@ -84,7 +100,13 @@ def ending_run():
         mlflow.set_tag("failure_reason", redact(f"{type(e).__name__}: {e}")[:4000])
         raise
     finally:
-        mlflow.end_run(status=outcome["status"])
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN) if main else None  # we are ending anyway
+        try:
+            mlflow.end_run(status=outcome["status"])
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("[aesweep] interrupted: any MLflow run was closed as KILLED; --checkpoint-dir runs resume",
+              file=sys.stderr)
+        return 130
     out = Path(args.out or f"runs/{config.model}-{config.dataset.replace(':', '_').replace('/', '_')}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(

@@ -161,7 +161,7 @@ def run(sweep: SweepConfig) -> dict:
     from tracking.session import ending_run
     from tuning.summary import summarize
 
-    with ending_run():
+    with ending_run(defer_sigterm=False):
         if not sweep.resume:
             log_sweep_params(sweep)
         results = fit(sweep, param_space, uri, experiment_id, parent_id, storage)
