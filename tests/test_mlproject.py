@@ -29,7 +29,8 @@ NOT_PARAMETERS = {
     },
 }
 # Parameters whose MLproject default differs from the flag's, with the reason.
-OTHER_DEFAULTS = {("main", "max_epochs"): "the flag's default is the preset's epochs, else 10"}
+# (value, reason)
+OTHER_DEFAULTS = {("main", "max_epochs"): (10, "the flag's default is the preset's epochs, else 10")}
 
 
 def parsers():
@@ -56,7 +57,7 @@ def test_parameters_match_flags(project, entry):
         action = actions[name]
         cli_default = action.default
         if (entry, name) in OTHER_DEFAULTS:
-            assert name in OTHER_DEFAULTS[(entry, name)] or p["default"] == 10
+            assert p["default"] == OTHER_DEFAULTS[(entry, name)][0], name
         elif cli_default is None:
             assert p["default"] == "", f"{name}: an optional flag defaults to '' (not given)"
         else:

@@ -6,6 +6,8 @@ and `sample(n, seed)` reach the decoder and the prior (VAE).
 """
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import mlflow
 from mlflow.pyfunc import PythonModel
@@ -20,7 +22,7 @@ class AutoencoderModel(PythonModel):
         import_tensorflow()
         import keras
 
-        import training.models  # noqa: F401  registers the custom model classes for safe-mode loading
+        importlib.import_module("training.models")  # registers the custom classes for safe-mode loading
 
         self.model = keras.models.load_model(context.artifacts["keras_model"], safe_mode=True)
 

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -37,10 +37,7 @@ class TrackedRun:
     run_id: str
     experiment_id: str
     callback: MlflowCallback
-    register_as: str | None = None
-    registry_metric: tuple[str, str] | None = None
     registration: Registration | None = None
-    extra_tags: dict = field(default_factory=dict)
 
 
 def git_commit() -> str | None:
@@ -128,7 +125,7 @@ def tracked_run(config, data, tracking_uri: str | None = None, experiment: str |
     callback = MlflowCallback(image_every=image_every, log_model=log_model or bool(register_as))
     active = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id, run_name=run_name,
                               parent_run_id=parent_run_id, tags=all_tags, log_system_metrics=system_metrics)
-    tracked = TrackedRun(active.info.run_id, active.info.experiment_id, callback, register_as, metric)
+    tracked = TrackedRun(active.info.run_id, active.info.experiment_id, callback)
     if not quiet:
         print(f"[aesweep] MLflow run {tracked.run_id} in experiment {tracked.experiment_id} at {uri}")
     with ending_run() as outcome:

@@ -27,7 +27,7 @@ def children(client: MlflowClient, experiment_id: str, parent_id: str) -> dict[s
     return {r.data.tags.get(TRIAL_TAG): r for r in runs}
 
 
-def trial_table(results, sweep, runs: dict) -> list[dict]:
+def trial_table(results, runs: dict) -> list[dict]:
     """One row per trial: id, status, child run, sampled config and last reported metrics."""
     rows = []
     for r in results:
@@ -56,13 +56,13 @@ def best_row(rows: list[dict], metric: str, mode: str) -> dict | None:
 
 def summarize(results, sweep, uri: str, experiment_id: str, parent_id: str) -> dict:
     client = MlflowClient(uri)
-    rows = trial_table(results, sweep, children(client, experiment_id, parent_id))
+    rows = trial_table(results, children(client, experiment_id, parent_id))
     metric, mode = sweep.metric, sweep.mode
     rows.sort(key=lambda r: (not r["final"], -(r.get(metric) or -math.inf) if mode == "max"
                              else (r.get(metric) if r.get(metric) is not None else math.inf)))
     best = best_row(rows, metric, mode)
     summary = {"parent_run_id": parent_id, "trials": rows, "best": best, "registration": None}
-    log_comparison(rows, sweep, metric, client)
+    log_comparison(rows, metric)
     if best is None:
         print("[aesweep] no trial trained to the end; nothing to register")
         mlflow.set_tag("best_trial", "none")
@@ -100,7 +100,7 @@ def register_best(client, best: dict, sweep):
     return registration
 
 
-def log_comparison(rows: list[dict], sweep, metric: str, client) -> None:
+def log_comparison(rows: list[dict], metric: str) -> None:
     if not rows:
         return
     import pandas as pd

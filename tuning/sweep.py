@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from training.config import ConfigError, TrainConfig
@@ -55,7 +55,6 @@ class SweepConfig:
     system_metrics: bool = True
     top_k: int = 4
     verbose: bool = False
-    extra_tags: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.num_samples < 1:
@@ -86,7 +85,6 @@ def quiet_ray_env(verbose: bool) -> None:
     if verbose:
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no TensorBoard/CSV/JSON loggers needed
     # The classic reporter prints one compact table (chosen metric, epoch, sampled values) every few seconds.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -179,8 +177,7 @@ def log_sweep_params(sweep: SweepConfig) -> None:
         "metric": sweep.metric, "mode": sweep.mode, "workers_per_trial": sweep.workers_per_trial,
         "space": json.dumps(sweep.space, sort_keys=True)[:6000]}.items()}
     mlflow.log_params(params)
-    mlflow.set_tags({"sweep": "true", "model_kind": sweep.base.model, "dataset": sweep.base.dataset}
-                    | sweep.extra_tags)
+    mlflow.set_tags({"sweep": "true", "model_kind": sweep.base.model, "dataset": sweep.base.dataset})
 
 
 def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, parent_id: str, storage: Path):
