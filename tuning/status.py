@@ -40,6 +40,9 @@ class ChildRunStatus(tune.Callback):
         run = self._child(trial)
         if run is None:
             return
+        if "failure_reason" in run.data.tags:  # recorded by the trial itself
+            self.client.set_terminated(run.info.run_id, status="FAILED")
+            return
         try:
             error = trial.get_error()
         except Exception:  # the error file may be gone; the status still must not stay RUNNING

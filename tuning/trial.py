@@ -125,7 +125,15 @@ def run_trial(sampled: dict, setup: TrialSetup) -> None:
     context = tune.get_context()
     trial_id, trial_name = context.get_trial_id(), context.get_trial_name()
     run_id = child_run_id(setup, trial_id, trial_name, sampled)
-    config = trial_config(setup.base, sampled)  # may raise: the driver marks the child run FAILED
+    try:
+        config = trial_config(setup.base, sampled)
+    except Exception as e:  # the reason is known here; the driver marks the run FAILED when retries are spent
+        from mlflow.tracking import MlflowClient
+
+        from tracking.secrets import redact
+
+        MlflowClient(setup.tracking_uri).set_tag(run_id, "failure_reason", redact(f"{type(e).__name__}: {e}")[:4000])
+        raise
     if setup.workers_per_trial > 1:
         from tuning.multiworker import run_multiworker
 
