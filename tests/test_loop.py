@@ -10,7 +10,8 @@ import pytest
 from training.callbacks import Callback
 from training.config import ConfigError, TrainConfig
 from training.data import load_dataset
-from training.loop import train
+from training.loop import epoch_batches, train
+from training.models import build_model
 from tests.conftest import ROOT
 
 SMALL = dict(dataset="digits", latent_dim=3, hidden=(32,), batch_size=64, iw_samples=20)
@@ -150,3 +151,18 @@ def test_clustering_fine_tuning_needs_labels(tmp_path):
     np.savez(path, x_train=np.random.default_rng(0).integers(0, 256, (80, 6, 6), dtype=np.uint8))
     with pytest.raises(ConfigError, match="no labels"):
         train(TrainConfig(model="sae", dataset=f"npz:{path}", epochs=1, cluster_epochs=2, batch_size=16))
+
+
+def test_sae_reconstructs_clean_images_from_augmented_ones():
+
+    x = np.random.default_rng(4).uniform(size=(8, 6, 6)).astype(np.float32)
+    batch = next(iter(epoch_batches(x, 0, 8, seed=1, epoch=3, shift=2, rotate=10, clean_targets=True)))
+    aug, clean = np.asarray(batch[0]), np.asarray(batch[2])
+    perm = np.random.default_rng([1, 3]).permutation(8)
+    np.testing.assert_array_equal(clean, x[perm])  # targets: the same images, un-augmented
+    assert not np.allclose(aug, clean)
+    assert len(next(iter(epoch_batches(x, 0, 8, 1, 3, clean_targets=True)))) == 2  # no augmentation: no targets
+    model = build_model(TrainConfig(model="sae", latent_dim=2, hidden=(8,)), (6, 6))
+    recon = np.asarray(model(aug)).reshape(8, -1)
+    np.testing.assert_allclose(model.loss_terms(aug, target=clean, training=False)["recon"],
+                               ((recon - clean.reshape(8, -1)) ** 2).sum(1), rtol=1e-5)

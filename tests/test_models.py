@@ -150,6 +150,7 @@ def test_idec_targets_sharpen_soft_assignments():
     ({"model": "vae", "input_dropout": 0.2}, "denoising is for the sparse"),
     ({"model": "sae", "iw_train_samples": 3}, "for the VAE"), ({"model": "vae", "cluster_epochs": 2}, "for the SAE"),
     ({"model": "sae", "input_dropout": 1.0}, r"\[0, 1\)"), ({"weight_decay": -1.0}, "weight_decay=-1.0"),
+    ({"model": "sae", "iw_refine_steps": 10}, "refinement is for the VAE"), ({"iw_refine_steps": -1}, ">= 0"),
 ])
 def test_recipe_option_errors(changes, message):
     with pytest.raises(ConfigError, match=message):

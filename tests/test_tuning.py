@@ -95,7 +95,7 @@ def mlflow_run_sweep(tmp_path_factory):
     uri = f"sqlite:///{tmp}/mlflow.db"
     cmd = [str(Path(sys.executable).parent / "mlflow"), "run", str(ROOT), "--env-manager", "local",
            "--experiment-name", "e2e", "-P", "num_samples=4", "-P", "max_epochs=4", "-P", "hidden=32",
-           "-P", "batch_size=64", "-P", "iw_samples=20", "-P", "register_as=e2e-vae"]
+           "-P", "batch_size=64", "-P", "iw_samples=20", "-P", "register_as=e2e-vae", "-P", "preset=digits-vae"]
     t0 = time.time()
     out = subprocess.run(cmd, cwd=tmp, env=env_for(uri), capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -112,14 +112,18 @@ def test_sweep_parent_and_children(mlflow_run_sweep):
     for kid in kids:
         epochs = len(client.get_metric_history(kid.info.run_id, "val_elbo"))
         assert kid.info.status in ("FINISHED", "KILLED"), kid.info.status
+        assert kid.data.params["iw_train_samples"] == "5"  # the preset's recipe in every trial
         if kid.info.status == "FINISHED":
-            assert epochs == 4 and "test_log_likelihood" in kid.data.metrics
+            assert epochs == 4 and {"test_log_likelihood", "test_log_likelihood_amortized"} <= set(kid.data.metrics)
         else:  # stopped by ASHA: says so, and its history stops where it was stopped
             assert "stopped_early" in kid.data.tags and 1 <= epochs < 4
         assert [m.step for m in client.get_metric_history(kid.info.run_id, "loss")] == list(range(1, epochs + 1))
         steps = {int(m.group(1)) for a in client.list_artifacts(kid.info.run_id, "images")
                  if (m := pattern.match(a.path))}
         assert steps and max(steps) == epochs
+    # The preset's own point (latent 8, learning rate 1e-3, beta 1) is one of the trials: the sweep starts there.
+    preset = {k: float(v) for k, v in dict(latent_dim=8, learning_rate=1e-3, kl_weight=1.0).items()}
+    assert any(all(float(k.data.params[n]) == v for n, v in preset.items()) for k in kids)
     best = parent.data.tags["best_run_id"]
     assert any(k.info.run_id == best and k.info.status == "FINISHED" for k in kids)
     assert "best_val_elbo" in parent.data.metrics and "best.latent_dim" in parent.data.params

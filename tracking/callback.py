@@ -63,6 +63,10 @@ class MlflowCallback(Callback):
         if epoch % every == 0 or epoch == context.config.epochs:
             self._log_images(context, epoch)
 
+    def on_cluster_epoch_end(self, epoch, logs, context):
+        # Fine-tuning has its own step axis (its epochs), apart from training's.
+        mlflow.log_metrics({f"idec_{k}": float(v) for k, v in logs.items() if k != "cluster_epoch"}, step=epoch)
+
     def _log_images(self, context, step):
         from training.images import model_images
 

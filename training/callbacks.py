@@ -38,6 +38,9 @@ class Callback:
     def on_epoch_end(self, epoch: int, logs: dict[str, float], context: TrainContext) -> None:
         """After epoch `epoch` (1-based) was trained, validated and checkpointed."""
 
+    def on_cluster_epoch_end(self, epoch: int, logs: dict[str, float], context: TrainContext) -> None:
+        """After epoch `epoch` (1-based) of clustering fine-tuning (cluster_epochs > 0), which follows training."""
+
     def on_train_end(self, result: Any, context: TrainContext) -> None:
         """After final evaluation, or after divergence; `result` is the TrainResult."""
 
@@ -59,6 +62,10 @@ class ProgressPrinter(Callback):
         keys = [k for k in ("loss", "val_loss", "val_elbo", "val_recon_mse") if k in logs]
         parts = " ".join(f"{k} {logs[k]:.4f}" for k in keys)
         self.print(f"epoch {epoch:>3}/{context.config.epochs}  {parts}  {logs.get('seconds', 0.0):.1f}s")
+
+    def on_cluster_epoch_end(self, epoch, logs, context):
+        self.print(f"cluster epoch {epoch:>3}/{context.config.cluster_epochs}  cluster_kl {logs['cluster_kl']:.4f}  "
+                   f"labels_changed {logs['labels_changed']:.4f}")
 
     def on_train_end(self, result, context):
         shown = {k: v for k, v in result.metrics.items() if isinstance(v, float)}

@@ -35,6 +35,8 @@ HELP = {
     "augment_shift": "augment training inputs with random shifts of up to this many pixels; 0 = off",
     "augment_rotate": "augment training inputs with random rotations of up to this many degrees; 0 = off",
     "iw_samples": "importance samples K for the VAE's test log-likelihood (IWAE estimate)",
+    "iw_refine_steps": "VAE: Adam steps refining each test image's proposal q(z|x) before that estimate (0 = the "
+                       "encoder's q)",
     "traversal_steps": "points along each latent axis in traversal images",
 }
 CHOICES = {"model": MODELS, "recon_loss": RECON_LOSSES, "lr_schedule": LR_SCHEDULES}

@@ -36,8 +36,9 @@ def target_distribution(q: np.ndarray) -> np.ndarray:
     return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def idec(model, data, config, strategy: tf.distribute.Strategy) -> list[dict]:
-    """Fine-tune `model` (a SparseAutoencoder) in place for config.cluster_epochs epochs; returns per-epoch logs."""
+def idec(model, data, config, strategy: tf.distribute.Strategy, on_epoch=None) -> list[dict]:
+    """Fine-tune `model` (a SparseAutoencoder) in place for config.cluster_epochs epochs; returns per-epoch
+    logs, each also passed to `on_epoch(epoch, logs)` as it completes."""
     k = data.num_classes
     if k < 2:
         raise ConfigError("cluster_epochs > 0 needs labelled data (the number of clusters is the number of "
@@ -58,9 +59,9 @@ def idec(model, data, config, strategy: tf.distribute.Strategy) -> list[dict]:
         ctx = tf.distribute.get_replica_context()
         return ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(t, axis=0)) / g
 
-    def replica_step(x, p):
+    def replica_step(x, p, clean):
         with tf.GradientTape() as tape:
-            terms, code = model.terms_and_code(x, x, batch_mean=global_mean, training=True)
+            terms, code = model.terms_and_code(x, clean, batch_mean=global_mean, training=True)
             q = soft_assign(code / scale, centres)
             kl = tf.reduce_sum(p * (tf.math.log(p + 1e-10) - tf.math.log(q + 1e-10)), axis=-1)
             per_example = terms["loss"] + gamma * kl
@@ -85,11 +86,13 @@ def idec(model, data, config, strategy: tf.distribute.Strategy) -> list[dict]:
         perm = rng.permutation(len(p))
         # Targets from the clean images, inputs augmented as in pretraining (as DEC-DA does).
         images = augment(data.x_train[perm], config.seed, 10_000 + epoch, config.augment_shift, config.augment_rotate)
-        ds = tf.data.Dataset.from_tensor_slices((images, p[perm])).batch(g, drop_remainder=True)
+        ds = tf.data.Dataset.from_tensor_slices((images, p[perm], data.x_train[perm])).batch(g, drop_remainder=True)
         sums, steps = {}, 0
         for inputs in strategy.experimental_distribute_dataset(ds.prefetch(tf.data.AUTOTUNE)):
             for n, v in step(inputs).items():
                 sums[n] = sums.get(n, 0.0) + float(v)
             steps += 1
         logs.append({"cluster_epoch": epoch, "labels_changed": changed, **{n: v / steps for n, v in sums.items()}})
+        if on_epoch is not None:
+            on_epoch(epoch, logs[-1])
     return logs

@@ -53,14 +53,16 @@ class TrainResult:
 
 
 def epoch_batches(x: np.ndarray, noise_dim: int, global_batch: int, seed: int, epoch: int,
-                  shift: float = 0.0, rotate: float = 0.0) -> tf.data.Dataset:
-    """The epoch's shuffled full batches with per-example noise (and augmentation), all a pure
-    function of (seed, epoch)."""
+                  shift: float = 0.0, rotate: float = 0.0, clean_targets: bool = False) -> tf.data.Dataset:
+    """The epoch's shuffled full batches of (images, noise[, clean images]): per-example noise and
+    augmentation, all a pure function of (seed, epoch). With `clean_targets` and augmentation on,
+    each batch also carries the un-augmented images (the reconstruction targets)."""
     rng = np.random.default_rng([seed, epoch])
     perm = rng.permutation(len(x))
     noise = rng.standard_normal((len(x), noise_dim)).astype(np.float32)
     images = augment(x[perm], seed, epoch, shift, rotate)
-    ds = tf.data.Dataset.from_tensor_slices((images, noise)).batch(global_batch, drop_remainder=True)
+    columns = (images, noise, x[perm]) if clean_targets and (shift or rotate) else (images, noise)
+    ds = tf.data.Dataset.from_tensor_slices(columns).batch(global_batch, drop_remainder=True)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
@@ -75,9 +77,9 @@ def make_train_step(model, optimizer, strategy: tf.distribute.Strategy, global_b
         ctx = tf.distribute.get_replica_context()
         return ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(t, axis=0)) / global_batch
 
-    def replica_step(x, noise):
+    def replica_step(x, noise, target=None):
         with tf.GradientTape() as tape:
-            terms = model.loss_terms(x, noise, batch_mean=global_mean, training=True)
+            terms = model.loss_terms(x, noise, batch_mean=global_mean, training=True, target=target)
             # Per-example terms averaged over the global batch; the batch-level penalty counted once
             # in total after gradients are summed over replicas.
             loss = tf.reduce_sum(terms["loss"]) / global_batch + terms["penalty"] / replicas
@@ -164,7 +166,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
         t0 = time.time()
         batches = strategy.experimental_distribute_dataset(
             epoch_batches(data.x_train, model.noise_dim, g, config.seed, epoch, config.augment_shift,
-                          config.augment_rotate))
+                          config.augment_rotate, clean_targets=model.reconstructs_clean))
         sums: dict[str, float] = {}
         steps = 0
         for inputs in batches:
@@ -192,7 +194,8 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
     if config.cluster_epochs and not status.startswith("diverged"):
         from training.finetune import idec
 
-        cluster_history = idec(model, data, config, strategy)
+        cluster_history = idec(model, data, config, strategy,
+                               on_epoch=lambda e, logs: fire("on_cluster_epoch_end", e, logs))
     metrics: dict[str, float] = {}
     if evaluate_at_end and not status.startswith("diverged"):
         metrics = evaluate.evaluate(model, data, config)

@@ -15,15 +15,17 @@ PRESETS: dict[str, dict] = {
                       epochs=100, input_dropout=0.2, lr_schedule="cosine", warmup_epochs=2, cluster_epochs=12,
                       cluster_weight=50.0),
     # Li & Turner's Frey Face architecture (latent 20, 200 softplus units), trained on the
-    # importance-weighted bound (K=10) with AdamW and a cosine schedule against overfitting.
+    # importance-weighted bound (K=10) with AdamW and a cosine schedule against overfitting. The
+    # test estimate refines each face's proposal first: the encoder, fitted to 1592 faces,
+    # under-serves unseen ones (the amortised figure is reported beside it).
     "frey-vae": dict(model="vae", dataset="frey", latent_dim=20, hidden=(200,), activation="softplus",
                      batch_size=100, epochs=1000, learning_rate=0.002, lr_schedule="cosine", weight_decay=0.05,
-                     iw_train_samples=10),
+                     iw_train_samples=10, iw_refine_steps=500),
     # Quick checks on the bundled digits.
     "digits-sae": dict(model="sae", dataset="digits", latent_dim=10, hidden=(256, 128), batch_size=64, epochs=60,
                        input_dropout=0.2, lr_schedule="cosine", warmup_epochs=2, cluster_epochs=10),
     "digits-vae": dict(model="vae", dataset="digits", latent_dim=8, hidden=(256, 128), batch_size=64, epochs=60,
-                       lr_schedule="cosine", iw_train_samples=5),
+                       lr_schedule="cosine", iw_train_samples=5, iw_refine_steps=200),
 }
 
 
@@ -42,4 +44,5 @@ def preset(name: str) -> TrainConfig:
 def quick(config: TrainConfig) -> TrainConfig:
     """The same recipe shrunk to check a pipeline in seconds (never for figures)."""
     return config.replace(epochs=min(config.epochs, 3), warmup_epochs=min(config.warmup_epochs, 1),
-                          cluster_epochs=min(config.cluster_epochs, 1), iw_samples=min(config.iw_samples, 100))
+                          cluster_epochs=min(config.cluster_epochs, 1), iw_samples=min(config.iw_samples, 100),
+                          iw_refine_steps=min(config.iw_refine_steps, 20))

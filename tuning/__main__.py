@@ -70,8 +70,12 @@ def sweep_from_args(args):
     if args.resume and not args.name:
         raise UserError("--resume needs --name of the sweep to continue (see ./ray_results for names)")
     space = load_space(args.space, base.model)
+    start_points = ()
     if args.preset:
+        # The preset is one point of the space, and the first trial: the sweep can only improve on it.
         space = contain(space, base)
+        start_points = ({k: getattr(base, k) for k, spec in space.items()
+                         if isinstance(spec, dict) and "grid" not in spec},)
     return SweepConfig(base=base, space=space, num_samples=args.num_samples,
                        search=args.search, scheduler=args.scheduler, metric=metric, mode=mode,
                        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
@@ -79,7 +83,8 @@ def sweep_from_args(args):
                        max_failures=args.max_failures, address=args.address, storage_path=args.storage_path or "",
                        name=name, resume=args.resume, tracking_uri=args.tracking_uri, experiment=args.experiment,
                        register_as=args.register_as, image_every=args.image_every,
-                       system_metrics=not args.no_system_metrics, verbose=args.verbose)
+                       system_metrics=not args.no_system_metrics, verbose=args.verbose,
+                       start_points=start_points)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,6 +55,8 @@ class SweepConfig:
     system_metrics: bool = True
     top_k: int = 4
     verbose: bool = False
+    # Points of the space tried first (e.g. a preset's): with FIFO the best trial is then at least as good.
+    start_points: tuple[dict, ...] = ()
 
     def validate(self) -> None:
         if self.num_samples < 1:
@@ -245,13 +247,18 @@ def scheduler(sweep: SweepConfig):
 
 
 def searcher(sweep: SweepConfig):
+    points = [dict(p) for p in sweep.start_points] or None
     if sweep.search == "random":
-        return None
+        if not points:
+            return None
+        from ray.tune.search import BasicVariantGenerator
+
+        return BasicVariantGenerator(points_to_evaluate=points)
     try:
         from ray.tune.search.optuna import OptunaSearch
     except ImportError:
         raise ConfigError("--search optuna needs the optuna package: pip install optuna") from None
-    return OptunaSearch(seed=sweep.base.seed)
+    return OptunaSearch(seed=sweep.base.seed, points_to_evaluate=points)
 
 
 def main_error(e: UserError) -> int:

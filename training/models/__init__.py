@@ -4,7 +4,9 @@ Both models expose the same small surface used by the loop, evaluation and image
     encode_mean(x) -> code (B, latent)      the deterministic embedding
     decode(z)      -> images (B, H, W)      pixel means in [0, 1]
     noise_dim                               per-example noise the loop supplies (0 for the SAE)
-    loss_terms(x, noise, batch_mean) -> {"loss": (B,), ..., "penalty": ()}
+    loss_terms(x, noise, batch_mean, target=None) -> {"loss": (B,), ..., "penalty": ()}
+    reconstructs_clean                      True: with augmentation, the loop passes the clean
+                                            images as `target` (the SAE); False: x is the target
 """
 from __future__ import annotations
 

@@ -59,10 +59,15 @@ class SparseAutoencoder(keras.Model):
     def call(self, x, training=False):
         return self.decode(self.encoder(x, training=training))
 
-    def loss_terms(self, x, noise=None, batch_mean=None, training=True):
-        """Per-example reconstruction (summed over pixels) plus the batch-level sparsity penalty."""
+    # Corruptions (dropped pixels, augmentation) are undone: the target is the clean image, so the
+    # code learns to ignore small shifts and rotations as it ignores missing pixels.
+    reconstructs_clean = True
+
+    def loss_terms(self, x, noise=None, batch_mean=None, training=True, target=None):
+        """Per-example reconstruction of `target` (default: x itself) from x, summed over pixels, plus
+        the batch-level sparsity penalty."""
         x_in = drop_inputs(x, noise, self.input_dropout) if training and self.input_dropout > 0 else x
-        return self.terms_and_code(x_in, x, batch_mean, training)[0]
+        return self.terms_and_code(x_in, x if target is None else target, batch_mean, training)[0]
 
     def terms_and_code(self, x_in, x, batch_mean=None, training=True):
         """loss_terms of input `x_in` reconstructing target `x`, and the code (B, latent)."""

@@ -89,7 +89,10 @@ class VAE(keras.Model):
             log_var = ops.zeros_like(param)
         return -0.5 * ops.sum(LOG_2PI + log_var + ops.square(x_flat - param) / ops.exp(log_var), axis=-1)
 
-    def loss_terms(self, x, noise, batch_mean=None, training=True):
+    # Augmented images are samples of the data it models: it reconstructs what it is given.
+    reconstructs_clean = False
+
+    def loss_terms(self, x, noise, batch_mean=None, training=True, target=None):
         """Negative ELBO per example: loss = -log p(x|z) + beta * KL(q(z|x) || N(0, I)).
 
         noise: (B, noise_dim) standard normal draws: the reparameterisation z = mu + sigma * eps
@@ -124,12 +127,13 @@ class VAE(keras.Model):
         log_qz = -0.5 * ops.sum(LOG_2PI + z_log_var[None] + ops.square(eps), axis=-1)
         return log_px, log_pz, log_qz
 
-    def log_weights(self, x, noise):
+    def log_weights(self, x, noise, proposal=None):
         """Importance log-weights log p(x,z_k) - log q(z_k|x) for K samples.
 
         x: (B, H, W); noise: (K, B, latent) -> (K, B). logsumexp over K minus log K is the IWAE bound.
+        proposal: (mean, log_var), each (B, latent), to sample from instead of the encoder's q(z|x).
         """
-        z_mean, z_log_var = self.encode(x)
+        z_mean, z_log_var = self.encode(x) if proposal is None else proposal
         log_px, log_pz, log_qz = self._log_terms(ops.reshape(x, (ops.shape(x)[0], -1)), z_mean, z_log_var, noise)
         return log_px + log_pz - log_qz
 
