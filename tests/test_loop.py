@@ -115,9 +115,10 @@ DISTRIBUTED = textwrap.dedent("""
     from training.config import TrainConfig
     from training.distribute import describe
     from training.loop import train
-    # Every source of randomness in play: IWAE draws (VAE); denoising masks and IDEC fine-tuning (SAE).
+    # Every source of randomness in play: IWAE draws (VAE); denoising masks, two augmented views and IDEC (SAE).
     extra = dict(iw_train_samples=3) if sys.argv[1] == "vae" else dict(input_dropout=0.2, cluster_epochs=1,
-                                                                                   augment_shift=1.0, augment_rotate=5.0)
+                                                                       augment_shift=1.0, augment_rotate=5.0,
+                                                                       consistency_weight=1.0)
     cfg = TrainConfig(model=sys.argv[1], dataset="digits", latent_dim=3, hidden=(32,), batch_size=64,
                       epochs=2, iw_samples=20, sparsity_weight=0.5, **extra)
     one = train(cfg, distribution=tf.distribute.OneDeviceStrategy("/cpu:0"))

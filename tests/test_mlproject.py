@@ -25,7 +25,7 @@ NOT_PARAMETERS = {
         "recon_loss": "auto per model and dataset", "traversal_steps": "default",
         **{k: "a recipe option: set it through -P preset=..." for k in (
             "lr_schedule", "warmup_epochs", "weight_decay", "input_dropout", "iw_train_samples", "cluster_epochs",
-            "cluster_weight", "augment_shift", "augment_rotate", "iw_refine_steps")},
+            "cluster_weight", "augment_shift", "augment_rotate", "iw_refine_steps", "consistency_weight")},
     },
 }
 # Parameters whose MLproject default differs from the flag's, with the reason.

@@ -151,6 +151,7 @@ def test_idec_targets_sharpen_soft_assignments():
     ({"model": "sae", "iw_train_samples": 3}, "for the VAE"), ({"model": "vae", "cluster_epochs": 2}, "for the SAE"),
     ({"model": "sae", "input_dropout": 1.0}, r"\[0, 1\)"), ({"weight_decay": -1.0}, "weight_decay=-1.0"),
     ({"model": "sae", "iw_refine_steps": 10}, "refinement is for the VAE"), ({"iw_refine_steps": -1}, ">= 0"),
+    ({"model": "sae", "consistency_weight": 1.0}, "with augmentation"),
 ])
 def test_recipe_option_errors(changes, message):
     with pytest.raises(ConfigError, match=message):

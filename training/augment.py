@@ -11,13 +11,14 @@ from scipy.ndimage import map_coordinates
 AUGMENT_STREAM = 3_000_017
 
 
-def augment(x: np.ndarray, seed: int, epoch: int, shift: int, rotate: float) -> np.ndarray:
+def augment(x: np.ndarray, seed: int, epoch: int, shift: int, rotate: float, view: int = 0) -> np.ndarray:
     """(N, H, W) in [0, 1] -> the same images, each rotated by up to `rotate` degrees and shifted
-    by up to `shift` pixels (uniformly at random), bilinear, zero outside."""
+    by up to `shift` pixels (uniformly at random), bilinear, zero outside. `view` > 0 draws
+    another, independent augmentation of the same epoch."""
     if not shift and not rotate:
         return x
     n, h, w = x.shape
-    rng = np.random.default_rng([seed, AUGMENT_STREAM, epoch])
+    rng = np.random.default_rng([seed, AUGMENT_STREAM, epoch] + ([view] if view else []))
     angle = np.deg2rad(rng.uniform(-rotate, rotate, n))
     dy, dx = rng.uniform(-shift, shift, (2, n))
     cy, cx = (h - 1) / 2.0, (w - 1) / 2.0

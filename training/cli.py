@@ -34,6 +34,7 @@ HELP = {
     "cluster_weight": "SAE: gamma, weight of the IDEC clustering loss",
     "augment_shift": "augment training inputs with random shifts of up to this many pixels; 0 = off",
     "augment_rotate": "augment training inputs with random rotations of up to this many degrees; 0 = off",
+    "consistency_weight": "SAE with augmentation: weight of the distance between two augmentations' codes; 0 = off",
     "iw_samples": "importance samples K for the VAE's test log-likelihood (IWAE estimate)",
     "iw_refine_steps": "VAE: Adam steps refining each test image's proposal q(z|x) before that estimate (0 = the "
                        "encoder's q)",

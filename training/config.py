@@ -51,6 +51,8 @@ class TrainConfig:
         reconstruction is summed over pixels, so IDEC's gamma=0.1 on a per-pixel mean is ~0.1 * pixels.
     augment_shift, augment_rotate: training inputs randomly shifted by up to this many pixels and
         rotated by up to this many degrees (label-free augmentation; 0 = off).
+    consistency_weight: SAE only, with augmentation: weight of the squared distance between the codes
+        of two augmentations of the same image (invariance of the code; 0 = off).
     iw_samples: K importance samples for the test log-likelihood estimate.
     iw_refine_steps: VAE only: before that estimate, refine each test image's proposal q(z|x) with
         this many Adam steps on its importance-weighted bound, starting from the encoder's output
@@ -81,6 +83,7 @@ class TrainConfig:
     cluster_weight: float = 50.0
     augment_shift: float = 0.0
     augment_rotate: float = 0.0
+    consistency_weight: float = 0.0
     iw_samples: int = 1000
     iw_refine_steps: int = 0
     traversal_steps: int = 9
@@ -129,6 +132,11 @@ class TrainConfig:
             raise bad("input_dropout", self.input_dropout, "must lie in [0, 1)")
         if self.input_dropout > 0 and self.model != "sae":
             raise bad("input_dropout", self.input_dropout, "denoising is for the sparse autoencoder")
+        if not self.consistency_weight >= 0:
+            raise bad("consistency_weight", self.consistency_weight, "must be >= 0")
+        if self.consistency_weight > 0 and (self.model != "sae" or not (self.augment_shift or self.augment_rotate)):
+            raise bad("consistency_weight", self.consistency_weight,
+                      "code consistency is for the SAE with augmentation (--augment-shift/--augment-rotate)")
         if int(self.iw_train_samples) != self.iw_train_samples or self.iw_train_samples < 1:
             raise bad("iw_train_samples", self.iw_train_samples, "must be an integer >= 1")
         if self.iw_train_samples > 1 and self.model != "vae":

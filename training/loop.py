@@ -53,15 +53,21 @@ class TrainResult:
 
 
 def epoch_batches(x: np.ndarray, noise_dim: int, global_batch: int, seed: int, epoch: int,
-                  shift: float = 0.0, rotate: float = 0.0, clean_targets: bool = False) -> tf.data.Dataset:
-    """The epoch's shuffled full batches of (images, noise[, clean images]): per-example noise and
-    augmentation, all a pure function of (seed, epoch). With `clean_targets` and augmentation on,
-    each batch also carries the un-augmented images (the reconstruction targets)."""
+                  shift: float = 0.0, rotate: float = 0.0, clean_targets: bool = False,
+                  second_view: bool = False) -> tf.data.Dataset:
+    """The epoch's shuffled full batches of (images, noise[, clean images[, second views]]):
+    per-example noise and augmentation, all a pure function of (seed, epoch). With augmentation on,
+    `clean_targets` adds the un-augmented images (reconstruction targets) and `second_view` another
+    augmentation of each image."""
     rng = np.random.default_rng([seed, epoch])
     perm = rng.permutation(len(x))
     noise = rng.standard_normal((len(x), noise_dim)).astype(np.float32)
     images = augment(x[perm], seed, epoch, shift, rotate)
-    columns = (images, noise, x[perm]) if clean_targets and (shift or rotate) else (images, noise)
+    columns = (images, noise)
+    if (clean_targets or second_view) and (shift or rotate):
+        columns += (x[perm],)
+        if second_view:
+            columns += (augment(x[perm], seed, epoch, shift, rotate, view=1),)
     ds = tf.data.Dataset.from_tensor_slices(columns).batch(global_batch, drop_remainder=True)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -77,9 +83,10 @@ def make_train_step(model, optimizer, strategy: tf.distribute.Strategy, global_b
         ctx = tf.distribute.get_replica_context()
         return ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(t, axis=0)) / global_batch
 
-    def replica_step(x, noise, target=None):
+    def replica_step(x, noise, target=None, other_view=None):
         with tf.GradientTape() as tape:
-            terms = model.loss_terms(x, noise, batch_mean=global_mean, training=True, target=target)
+            terms = model.loss_terms(x, noise, batch_mean=global_mean, training=True, target=target,
+                                     other_view=other_view)
             # Per-example terms averaged over the global batch; the batch-level penalty counted once
             # in total after gradients are summed over replicas.
             loss = tf.reduce_sum(terms["loss"]) / global_batch + terms["penalty"] / replicas
@@ -166,7 +173,8 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
         t0 = time.time()
         batches = strategy.experimental_distribute_dataset(
             epoch_batches(data.x_train, model.noise_dim, g, config.seed, epoch, config.augment_shift,
-                          config.augment_rotate, clean_targets=model.reconstructs_clean))
+                          config.augment_rotate, clean_targets=model.reconstructs_clean,
+                          second_view=config.consistency_weight > 0))
         sums: dict[str, float] = {}
         steps = 0
         for inputs in batches:

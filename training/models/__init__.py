@@ -26,4 +26,5 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int]):
     return SparseAutoencoder(image_shape=image_shape, latent_dim=config.latent_dim, hidden=config.hidden,
                              activation=config.activation, recon_loss=config.resolved_recon_loss(),
                              sparsity_weight=config.sparsity_weight, sparsity_target=config.sparsity_target,
-                             input_dropout=config.input_dropout)
+                             input_dropout=config.input_dropout,
+                             consistency_weight=config.consistency_weight)

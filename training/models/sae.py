@@ -26,7 +26,7 @@ def kl_sparsity(rho, rho_hat):
 @keras.saving.register_keras_serializable(package="aesweep")
 class SparseAutoencoder(keras.Model):
     def __init__(self, image_shape, latent_dim, hidden=(256, 128), activation="relu", recon_loss="mse",
-                 sparsity_weight=0.01, sparsity_target=0.05, input_dropout=0.0, **kwargs):
+                 sparsity_weight=0.01, sparsity_target=0.05, input_dropout=0.0, consistency_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = tuple(int(s) for s in image_shape)
         self.latent_dim = int(latent_dim)
@@ -36,6 +36,7 @@ class SparseAutoencoder(keras.Model):
         self.sparsity_weight = float(sparsity_weight)
         self.sparsity_target = float(sparsity_target)
         self.input_dropout = float(input_dropout)  # denoising: the mask comes from the loop's noise
+        self.consistency_weight = float(consistency_weight)  # invariance of the code to augmentation
 
         x_in, h = encoder_trunk(self.image_shape, self.hidden, activation, "enc")
         code = keras.layers.Dense(self.latent_dim, activation="sigmoid", name="code")(h)
@@ -63,11 +64,17 @@ class SparseAutoencoder(keras.Model):
     # code learns to ignore small shifts and rotations as it ignores missing pixels.
     reconstructs_clean = True
 
-    def loss_terms(self, x, noise=None, batch_mean=None, training=True, target=None):
+    def loss_terms(self, x, noise=None, batch_mean=None, training=True, target=None, other_view=None):
         """Per-example reconstruction of `target` (default: x itself) from x, summed over pixels, plus
-        the batch-level sparsity penalty."""
+        the batch-level sparsity penalty; with `other_view` (another augmentation of the same images)
+        and consistency_weight > 0, plus that weight times the squared distance between their codes."""
         x_in = drop_inputs(x, noise, self.input_dropout) if training and self.input_dropout > 0 else x
-        return self.terms_and_code(x_in, x if target is None else target, batch_mean, training)[0]
+        terms, code = self.terms_and_code(x_in, x if target is None else target, batch_mean, training)
+        if other_view is not None and self.consistency_weight > 0:
+            other = self.encoder(other_view, training=training)
+            terms["consistency"] = ops.sum(ops.square(code - other), axis=-1)
+            terms["loss"] = terms["loss"] + self.consistency_weight * terms["consistency"]
+        return terms
 
     def terms_and_code(self, x_in, x, batch_mean=None, training=True):
         """loss_terms of input `x_in` reconstructing target `x`, and the code (B, latent)."""
@@ -86,7 +93,7 @@ class SparseAutoencoder(keras.Model):
         return {"name": self.name, "image_shape": list(self.image_shape), "latent_dim": self.latent_dim,
                 "hidden": list(self.hidden), "activation": self.activation, "recon_loss": self.recon_loss,
                 "sparsity_weight": self.sparsity_weight, "sparsity_target": self.sparsity_target,
-                "input_dropout": self.input_dropout}
+                "input_dropout": self.input_dropout, "consistency_weight": self.consistency_weight}
 
     def build(self, input_shape=None):
         self.built = True
