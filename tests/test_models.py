@@ -169,3 +169,15 @@ def test_presets_are_valid_and_flags_override_them():
     assert cfg.latent_dim == 5 and cfg.hidden == (200,) and cfg.dataset == "npz:/x.npz"
     with pytest.raises(ConfigError, match="unknown preset 'nope'"):
         config_from_args(argparse.Namespace(preset="nope"))
+
+
+def test_view_distance_is_relative_to_the_code_spread():
+    from training.models.sae import SparseAutoencoder
+
+    rng = np.random.default_rng(5)
+    code, other = rng.uniform(size=(32, 4)), rng.uniform(size=(32, 4))
+    d = np.asarray(SparseAutoencoder.view_distance(code, other))
+    assert d.shape == (32,) and 0.5 < d.mean() < 1.5  # independent views: about as far apart as random codes
+    # Shrinking every code towards one point (collapse) does not lower it; matching views does.
+    np.testing.assert_allclose(SparseAutoencoder.view_distance(0.1 * code + 0.5, 0.1 * other + 0.5), d, rtol=1e-3)
+    assert float(np.mean(SparseAutoencoder.view_distance(code, code + 0.01 * (other - code)))) < 1e-3

@@ -243,3 +243,16 @@ def test_multi_node_cluster_refuses_a_local_store(tmp_path):
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_preset_point_is_tried_first_and_concurrency_still_applies():
+    from tuning.__main__ import build_parser, sweep_from_args
+    from tuning.sweep import own_generator, searcher
+
+    sweep = sweep_from_args(build_parser().parse_args(["--preset", "frey-vae", "--max-concurrent", "1"]))
+    assert sweep.start_points == ({"latent_dim": 20, "learning_rate": 0.002, "kl_weight": 1.0},)
+    assert 20 in sweep.space["latent_dim"]["choice"]  # the space widened to contain it
+    generator = searcher(sweep, 1)
+    assert own_generator(sweep) and generator.max_concurrent == 1  # Tune would ignore max_concurrent_trials
+    plain = sweep_from_args(build_parser().parse_args(["--max-concurrent", "1"]))
+    assert plain.start_points == () and searcher(plain, 1) is None

@@ -52,7 +52,8 @@ class TrainConfig:
     augment_shift, augment_rotate: training inputs randomly shifted by up to this many pixels and
         rotated by up to this many degrees (label-free augmentation; 0 = off).
     consistency_weight: SAE only, with augmentation: weight of the squared distance between the codes
-        of two augmentations of the same image (invariance of the code; 0 = off).
+        of two augmentations of the same image, relative to the batch's code spread (invariance of
+        the code that collapse cannot fake; 0 = off).
     iw_samples: K importance samples for the test log-likelihood estimate.
     iw_refine_steps: VAE only: before that estimate, refine each test image's proposal q(z|x) with
         this many Adam steps on its importance-weighted bound, starting from the encoder's output

@@ -215,8 +215,9 @@ def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, par
         tuner = tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples,
-                                        scheduler=scheduler(sweep), search_alg=searcher(sweep),
-                                        max_concurrent_trials=max_concurrent),
+                                        scheduler=scheduler(sweep), search_alg=searcher(sweep, max_concurrent),
+                                        # (a generator of ours carries the limit itself)
+                                        max_concurrent_trials=None if own_generator(sweep) else max_concurrent),
             run_config=tune.RunConfig(
                 name=sweep.name, storage_path=str(storage),
                 failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
@@ -246,14 +247,19 @@ def scheduler(sweep: SweepConfig):
     return ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=max(1, epochs // 4), reduction_factor=3)
 
 
-def searcher(sweep: SweepConfig):
+def own_generator(sweep: SweepConfig) -> bool:
+    return sweep.search == "random" and bool(sweep.start_points)
+
+
+def searcher(sweep: SweepConfig, max_concurrent: int | None = None):
     points = [dict(p) for p in sweep.start_points] or None
     if sweep.search == "random":
-        if not points:
-            return None
+        if not own_generator(sweep):
+            return None  # Tune's default generator, limited by max_concurrent_trials
         from ray.tune.search import BasicVariantGenerator
 
-        return BasicVariantGenerator(points_to_evaluate=points)
+        # A generator passed in is not limited by TuneConfig.max_concurrent_trials: limit it here.
+        return BasicVariantGenerator(points_to_evaluate=points, max_concurrent=max_concurrent or 0)
     try:
         from ray.tune.search.optuna import OptunaSearch
     except ImportError:

@@ -71,10 +71,18 @@ class SparseAutoencoder(keras.Model):
         x_in = drop_inputs(x, noise, self.input_dropout) if training and self.input_dropout > 0 else x
         terms, code = self.terms_and_code(x_in, x if target is None else target, batch_mean, training)
         if other_view is not None and self.consistency_weight > 0:
-            other = self.encoder(other_view, training=training)
-            terms["consistency"] = ops.sum(ops.square(code - other), axis=-1)
+            terms["consistency"] = self.view_distance(code, self.encoder(other_view, training=training), batch_mean)
             terms["loss"] = terms["loss"] + self.consistency_weight * terms["consistency"]
         return terms
+
+    @staticmethod
+    def view_distance(code, other, batch_mean=None):
+        """|code - other|^2 per example, relative to the mean squared distance between two random codes
+        of the (global) batch, 2 * sum_j Var(code_j): 0 = invariant, ~1 = views as far apart as random
+        images. Relative, so shrinking every code towards one point (collapse) cannot lower it."""
+        batch_mean = batch_mean or (lambda t: ops.mean(t, axis=0))
+        spread = 2.0 * ops.sum(batch_mean(ops.square(code)) - ops.square(batch_mean(code)))
+        return ops.sum(ops.square(code - other), axis=-1) / (spread + EPS)
 
     def terms_and_code(self, x_in, x, batch_mean=None, training=True):
         """loss_terms of input `x_in` reconstructing target `x`, and the code (B, latent)."""
