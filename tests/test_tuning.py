@@ -256,3 +256,24 @@ def test_preset_point_is_tried_first_and_concurrency_still_applies():
     assert own_generator(sweep) and generator.max_concurrent == 1  # Tune would ignore max_concurrent_trials
     plain = sweep_from_args(build_parser().parse_args(["--max-concurrent", "1"]))
     assert plain.start_points == () and searcher(plain, 1) is None
+
+
+def test_reporter_checkpoints_the_first_epoch_then_by_time(tmp_path):
+    from ray import tune
+
+    from training.callbacks import TrainContext
+    from training.config import TrainConfig
+    from tuning.trial import TuneReporter
+
+    def epochs(checkpoint_seconds, tmp):
+        reports = []
+        reporter = TuneReporter(lambda logs, checkpoint: reports.append((logs["epoch"], checkpoint)),
+                                tune.Checkpoint, checkpoint_seconds=checkpoint_seconds)
+        ctx = TrainContext(TrainConfig(epochs=4), None, None, "default", 1, 1, True, 0, checkpoint_dir=str(tmp))
+        for epoch in range(1, 5):
+            reporter.on_epoch_end(epoch, {"loss": 1.0}, ctx)
+        return [(e, c is not None) for e, c in reports]
+
+    # The last epoch waits for the final metrics (finish); epoch 1 always carries a checkpoint.
+    assert epochs(0.0, tmp_path) == [(1, True), (2, True), (3, True)]
+    assert epochs(3600.0, tmp_path) == [(1, True), (2, False), (3, False)]
