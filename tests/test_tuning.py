@@ -63,6 +63,16 @@ def test_space_defaults_and_overrides(tmp_path):
     assert tuned["kl_weight"] == 1.5 and "grid_search" in tuned["hidden"]
 
 
+def test_default_spaces_contain_every_preset():
+    from training.presets import PRESETS, preset
+    from tuning.space import contain
+
+    for name in PRESETS:
+        base = preset(name)
+        space = load_space(None, base.model)
+        assert contain(space, base) == space, name  # nothing to widen: the preset is a point of the space
+
+
 @pytest.mark.parametrize("text, message", [
     ("latent_size: {choice: [4]}", "unknown key 'latent_size'"),
     ("learning_rate: {loguniform: [0.01, 0.001]}", r"range \[0.01, 0.001\] is empty"),

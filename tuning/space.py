@@ -17,7 +17,8 @@ from typing import Any
 
 from training.config import ConfigError, TrainConfig
 
-LATENT_DIMS = [2, 4, 8, 16, 32]
+# Powers of two, plus the recipes' 10 (mnist-sae) and 20 (frey-vae): the default spaces contain every preset.
+LATENT_DIMS = [2, 4, 8, 10, 16, 20, 32]
 DEFAULT_SPACES: dict[str, dict[str, Any]] = {
     "vae": {"latent_dim": {"choice": LATENT_DIMS}, "learning_rate": {"loguniform": [1e-4, 3e-3]},
             "kl_weight": {"uniform": [0.25, 4.0]}},
