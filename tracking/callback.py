@@ -87,9 +87,12 @@ class MlflowCallback(Callback):
         if result.diverged:
             return
         last = result.epochs_completed
-        # Final metrics at the last epoch's step; names already in the epoch history (val_loss) stay there.
-        per_epoch = set(result.history[-1]) if result.history else set()
-        mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if k not in per_epoch}, step=last)
+        # Final metrics at the last epoch's step. A name already in the epoch history (val_loss) is logged
+        # again only if fine-tuning after the last epoch (IDEC) changed it: its latest value is then the
+        # final model's, as Tune's last report has it.
+        final = result.history[-1] if result.history else {}
+        mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if k not in final or final[k] != v},
+                           step=last)
         if last and last % image_schedule(context.config.epochs, self.image_every) and last != context.config.epochs:
             self._log_images(context, last)  # a run stopped early still ends with its final images
         from training.images import loss_curves
