@@ -265,7 +265,25 @@ def test_preset_point_is_tried_first_and_concurrency_still_applies():
     generator = searcher(sweep, 1)
     assert own_generator(sweep) and generator.max_concurrent == 1  # Tune would ignore max_concurrent_trials
     plain = sweep_from_args(build_parser().parse_args(["--max-concurrent", "1"]))
-    assert plain.start_points == () and searcher(plain, 1) is None
+    assert plain.start_points == () and searcher(plain, 1).max_concurrent == 1
+
+
+def test_random_search_is_seeded():
+    from ray import tune
+
+    from tuning.__main__ import build_parser, sweep_from_args
+    from tuning.space import to_tune
+    from tuning.sweep import searcher
+
+    def sampled(seed):
+        sweep = sweep_from_args(build_parser().parse_args(["--seed", str(seed), "--num-samples", "3"]))
+        generator = searcher(sweep)
+        generator.add_configurations({"x": {"run": "aesweep_noop", "config": to_tune(sweep.space),
+                                            "num_samples": 3}})
+        return [generator.next_trial().config for _ in range(3)]
+
+    tune.register_trainable("aesweep_noop", lambda config: None)
+    assert sampled(0) == sampled(0) and sampled(0) != sampled(1)
 
 
 def test_reporter_checkpoints_the_first_epoch_then_by_time(tmp_path):

@@ -248,18 +248,18 @@ def scheduler(sweep: SweepConfig):
 
 
 def own_generator(sweep: SweepConfig) -> bool:
-    return sweep.search == "random" and bool(sweep.start_points)
+    return sweep.search == "random"
 
 
 def searcher(sweep: SweepConfig, max_concurrent: int | None = None):
     points = [dict(p) for p in sweep.start_points] or None
     if sweep.search == "random":
-        if not own_generator(sweep):
-            return None  # Tune's default generator, limited by max_concurrent_trials
         from ray.tune.search import BasicVariantGenerator
 
-        # A generator passed in is not limited by TuneConfig.max_concurrent_trials: limit it here.
-        return BasicVariantGenerator(points_to_evaluate=points, max_concurrent=max_concurrent or 0)
+        # Seeded, so the same sweep samples the same points. A generator passed in is not limited by
+        # TuneConfig.max_concurrent_trials: it carries the limit itself.
+        return BasicVariantGenerator(points_to_evaluate=points, max_concurrent=max_concurrent or 0,
+                                     random_state=sweep.base.seed)
     try:
         from ray.tune.search.optuna import OptunaSearch
     except ImportError:
