@@ -39,7 +39,12 @@ def test_iwae_estimate_bounds():
 
 
 def test_refined_proposal_tightens_the_estimate_without_touching_the_model():
+    import keras
+
+    keras.utils.set_random_seed(0)
     model = build_model(TrainConfig(model="vae", latent_dim=2, hidden=(8,)), (3, 3))
+    bias = model.encoder.get_layer("z_mean").bias
+    bias.assign(bias.numpy() + 2.0)  # a poor amortised proposal: its means off by two prior sd
     x = np.random.default_rng(3).uniform(size=(10, 3, 3)).astype(np.float32)
     weights = [w.copy() for w in model.get_weights()]
     mean0, log_var0 = refine_proposal(model, x, steps=0, seed=0)
@@ -50,7 +55,8 @@ def test_refined_proposal_tightens_the_estimate_without_touching_the_model():
     assert mean.shape == log_var.shape == (10, 2)
     elbo, ll = importance_weighted(model, x, k=50, seed=0)
     elbo_r, ll_r = importance_weighted(model, x, k=50, seed=0, proposal=(mean, log_var))
-    assert elbo_r > elbo + 0.05 and ll_r > ll  # a better proposal: a tighter bound of the same log p(x)
+    # A better proposal: a tighter bound of the same log p(x) (over seeds 0-4 the gains were > 2.3 and > 0.2).
+    assert elbo_r > elbo + 1.0 and ll_r > ll + 0.1
     assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
 
 
