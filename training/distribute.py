@@ -71,3 +71,14 @@ def describe(strategy: tf.distribute.Strategy) -> Distribution:
     elif name == "_DefaultDistributionStrategy":
         name = "DefaultStrategy"
     return Distribution(strategy, name, int(strategy.num_replicas_in_sync), num_workers, is_chief)
+
+
+def global_batch_mean(global_batch: int):
+    """A per-replica function t (B_replica, ...) -> mean over the GLOBAL batch (...): batch-level terms
+    (the sparsity penalty, the code spread) then match single-device training, and all_reduce's
+    gradient (an all_reduce itself) routes its gradient to every replica."""
+    def mean(t):
+        ctx = tf.distribute.get_replica_context()
+        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(t, axis=0)) / global_batch
+
+    return mean

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from training.config import ConfigError
-from training.distribute import tf
+from training.distribute import global_batch_mean, tf
 from training.augment import augment
 from training.evaluate import embed
 
@@ -55,9 +55,7 @@ def idec(model, data, config, strategy: tf.distribute.Strategy, on_epoch=None) -
         variables = model.trainable_variables + [centres]
         optimizer.build(variables)
 
-    def global_mean(t):
-        ctx = tf.distribute.get_replica_context()
-        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(t, axis=0)) / g
+    global_mean = global_batch_mean(g)
 
     def replica_step(x, p, clean):
         with tf.GradientTape() as tape:

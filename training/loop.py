@@ -27,7 +27,7 @@ from training.augment import augment
 from training.callbacks import Callback, TrainContext
 from training.config import ConfigError, TrainConfig
 from training.data import Dataset, load_dataset
-from training.distribute import Distribution, describe, select_strategy, tf
+from training.distribute import Distribution, describe, global_batch_mean, select_strategy, tf
 
 import keras  # noqa: E402
 
@@ -77,11 +77,7 @@ def epoch_batches(x: np.ndarray, noise_dim: int, global_batch: int, seed: int, e
 def make_train_step(model, optimizer, strategy: tf.distribute.Strategy, global_batch: int):
     replicas = strategy.num_replicas_in_sync
 
-    def global_mean(t):
-        # Mean over the GLOBAL batch: the sparsity penalty then matches single-device training,
-        # and all_reduce's gradient (an all_reduce itself) routes its gradient to every replica.
-        ctx = tf.distribute.get_replica_context()
-        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(t, axis=0)) / global_batch
+    global_mean = global_batch_mean(global_batch)
 
     def replica_step(x, noise, target=None, other_view=None):
         with tf.GradientTape() as tape:
