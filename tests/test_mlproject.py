@@ -25,7 +25,8 @@ NOT_PARAMETERS = {
         "recon_loss": "auto per model and dataset", "traversal_steps": "default",
         **{k: "a recipe option: set it through -P preset=..." for k in (
             "lr_schedule", "warmup_epochs", "weight_decay", "input_dropout", "iw_train_samples", "cluster_epochs",
-            "cluster_weight", "augment_shift", "augment_rotate", "iw_refine_steps", "consistency_weight")},
+            "cluster_weight", "augment_shift", "augment_rotate", "iw_refine_steps", "consistency_weight",
+            "contrast_weight", "contrast_temperature")},
     },
 }
 # Parameters whose MLproject default differs from the flag's, with the reason.

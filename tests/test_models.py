@@ -152,6 +152,8 @@ def test_idec_targets_sharpen_soft_assignments():
     ({"model": "sae", "input_dropout": 1.0}, r"\[0, 1\)"), ({"weight_decay": -1.0}, "weight_decay=-1.0"),
     ({"model": "sae", "iw_refine_steps": 10}, "refinement is for the VAE"), ({"iw_refine_steps": -1}, ">= 0"),
     ({"model": "sae", "consistency_weight": 1.0}, "with augmentation"),
+    ({"model": "sae", "contrast_weight": 1.0}, "with augmentation"),
+    ({"model": "sae", "augment_shift": 1, "contrast_weight": 1.0, "contrast_temperature": 0.0}, "must be > 0"),
 ])
 def test_recipe_option_errors(changes, message):
     with pytest.raises(ConfigError, match=message):
@@ -181,3 +183,23 @@ def test_view_distance_is_relative_to_the_code_spread():
     # Shrinking every code towards one point (collapse) does not lower it; matching views does.
     np.testing.assert_allclose(SparseAutoencoder.view_distance(0.1 * code + 0.5, 0.1 * other + 0.5), d, rtol=1e-3)
     assert float(np.mean(SparseAutoencoder.view_distance(code, code + 0.01 * (other - code)))) < 1e-3
+
+
+def test_view_contrast_rewards_codes_that_tell_images_apart():
+    from training.models.sae import SparseAutoencoder
+
+    rng = np.random.default_rng(6)
+    code = rng.uniform(size=(32, 4)).astype(np.float32)
+    other = code + 0.01 * rng.standard_normal((32, 4)).astype(np.float32)
+    matched = np.asarray(SparseAutoencoder.view_contrast(code, other, 0.5))
+    shuffled = np.asarray(SparseAutoencoder.view_contrast(code, other[rng.permutation(32)], 0.5))
+    assert matched.shape == (32,) and matched.mean() < shuffled.mean() - 1.0
+    # A collapsed code cannot tell its own view from the others': the loss is log(batch), whatever the scale.
+    flat = np.full((32, 4), 0.3, np.float32)
+    np.testing.assert_allclose(SparseAutoencoder.view_contrast(flat, flat, 0.5), np.log(32), rtol=1e-5)
+    # Computed by hand: softmax cross-entropy of the centred, unit-norm cosines / temperature.
+    a, b = code - code.mean(0), other - code.mean(0)
+    a, b = a / np.linalg.norm(a, axis=1, keepdims=True), b / np.linalg.norm(b, axis=1, keepdims=True)
+    logits = a @ b.T / 0.5
+    want = np.log(np.exp(logits).sum(1)) - np.diag(logits)
+    np.testing.assert_allclose(matched, want, rtol=1e-4, atol=1e-5)

@@ -35,6 +35,9 @@ HELP = {
     "augment_shift": "augment training inputs with random shifts of up to this many pixels; 0 = off",
     "augment_rotate": "augment training inputs with random rotations of up to this many degrees; 0 = off",
     "consistency_weight": "SAE with augmentation: weight of the distance between two augmentations' codes; 0 = off",
+    "contrast_weight": "SAE with augmentation: weight of the InfoNCE term telling each image's other augmentation "
+                       "apart from the batch's; 0 = off",
+    "contrast_temperature": "SAE: temperature of that InfoNCE term's cosine similarities",
     "iw_samples": "importance samples K for the VAE's test log-likelihood (IWAE estimate)",
     "iw_refine_steps": "VAE: Adam steps refining each test image's proposal q(z|x) before that estimate (0 = the "
                        "encoder's q)",

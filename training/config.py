@@ -54,6 +54,9 @@ class TrainConfig:
     consistency_weight: SAE only, with augmentation: weight of the squared distance between the codes
         of two augmentations of the same image, relative to the batch's code spread (invariance of
         the code that collapse cannot fake; 0 = off).
+    contrast_weight: SAE only, with augmentation: weight of an InfoNCE term: each image's code must
+        pick out its other augmentation's code among the global batch's (cosine similarity of
+        batch-centred codes / contrast_temperature); invariant codes that still tell images apart.
     iw_samples: K importance samples for the test log-likelihood estimate.
     iw_refine_steps: VAE only: before that estimate, refine each test image's proposal q(z|x) with
         this many Adam steps on its importance-weighted bound, starting from the encoder's output
@@ -85,6 +88,8 @@ class TrainConfig:
     augment_shift: float = 0.0
     augment_rotate: float = 0.0
     consistency_weight: float = 0.0
+    contrast_weight: float = 0.0
+    contrast_temperature: float = 0.5
     iw_samples: int = 1000
     iw_refine_steps: int = 0
     traversal_steps: int = 9
@@ -133,11 +138,15 @@ class TrainConfig:
             raise bad("input_dropout", self.input_dropout, "must lie in [0, 1)")
         if self.input_dropout > 0 and self.model != "sae":
             raise bad("input_dropout", self.input_dropout, "denoising is for the sparse autoencoder")
-        if not self.consistency_weight >= 0:
-            raise bad("consistency_weight", self.consistency_weight, "must be >= 0")
-        if self.consistency_weight > 0 and (self.model != "sae" or not (self.augment_shift or self.augment_rotate)):
-            raise bad("consistency_weight", self.consistency_weight,
-                      "code consistency is for the SAE with augmentation (--augment-shift/--augment-rotate)")
+        for name in ("consistency_weight", "contrast_weight"):
+            value = getattr(self, name)
+            if not value >= 0:
+                raise bad(name, value, "must be >= 0")
+            if value > 0 and (self.model != "sae" or not (self.augment_shift or self.augment_rotate)):
+                raise bad(name, value, "it compares two augmentations' codes: use the SAE with augmentation "
+                                       "(--augment-shift/--augment-rotate)")
+        if not self.contrast_temperature > 0:
+            raise bad("contrast_temperature", self.contrast_temperature, "must be > 0")
         if int(self.iw_train_samples) != self.iw_train_samples or self.iw_train_samples < 1:
             raise bad("iw_train_samples", self.iw_train_samples, "must be an integer >= 1")
         if self.iw_train_samples > 1 and self.model != "vae":
@@ -159,6 +168,11 @@ class TrainConfig:
             raise bad("iw_refine_steps", self.iw_refine_steps, "proposal refinement is for the VAE")
         if self.traversal_steps < 2:
             raise bad("traversal_steps", self.traversal_steps, "must be >= 2")
+
+    @property
+    def uses_second_view(self) -> bool:
+        """Whether training compares two augmentations of each image."""
+        return self.consistency_weight > 0 or self.contrast_weight > 0
 
     def resolved_recon_loss(self) -> str:
         """The reconstruction likelihood actually used ("auto" resolved)."""

@@ -82,3 +82,13 @@ def global_batch_mean(global_batch: int):
         return ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(t, axis=0)) / global_batch
 
     return mean
+
+
+def global_batch_gather():
+    """A per-replica function t (B_replica, ...) -> the global batch's t (B_global, ...), replicas in
+    order: terms that compare each example with every other (contrastive ones) then match
+    single-device training; all_gather's gradient goes back to the replica that owns each row."""
+    def gather(t):
+        return tf.distribute.get_replica_context().all_gather(t, axis=0)
+
+    return gather

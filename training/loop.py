@@ -27,7 +27,7 @@ from training.augment import augment
 from training.callbacks import Callback, TrainContext
 from training.config import ConfigError, TrainConfig
 from training.data import Dataset, load_dataset
-from training.distribute import Distribution, describe, global_batch_mean, select_strategy, tf
+from training.distribute import Distribution, describe, global_batch_gather, global_batch_mean, select_strategy, tf
 
 import keras  # noqa: E402
 
@@ -78,11 +78,12 @@ def make_train_step(model, optimizer, strategy: tf.distribute.Strategy, global_b
     replicas = strategy.num_replicas_in_sync
 
     global_mean = global_batch_mean(global_batch)
+    gather = global_batch_gather()
 
     def replica_step(x, noise, target=None, other_view=None):
         with tf.GradientTape() as tape:
             terms = model.loss_terms(x, noise, batch_mean=global_mean, training=True, target=target,
-                                     other_view=other_view)
+                                     other_view=other_view, batch_gather=gather)
             # Per-example terms averaged over the global batch; the batch-level penalty counted once
             # in total after gradients are summed over replicas.
             loss = tf.reduce_sum(terms["loss"]) / global_batch + terms["penalty"] / replicas
@@ -170,7 +171,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
         batches = strategy.experimental_distribute_dataset(
             epoch_batches(data.x_train, model.noise_dim, g, config.seed, epoch, config.augment_shift,
                           config.augment_rotate, clean_targets=model.reconstructs_clean,
-                          second_view=config.consistency_weight > 0))
+                          second_view=config.uses_second_view))
         sums: dict[str, float] = {}
         steps = 0
         for inputs in batches:

@@ -15,7 +15,7 @@ PRESETS: dict[str, dict] = {
     # of the encoder on augmented inputs (as DEC-DA does). k-means on the code is the headline.
     "mnist-sae": dict(model="sae", dataset="mnist-test", latent_dim=10, hidden=(500, 500, 2000), batch_size=256,
                       epochs=150, input_dropout=0.2, lr_schedule="cosine", warmup_epochs=2, augment_shift=3,
-                      augment_rotate=10, consistency_weight=30.0, cluster_epochs=20, cluster_weight=100.0),
+                      augment_rotate=10, contrast_weight=3.0, cluster_epochs=20, cluster_weight=100.0),
     # Li & Turner's Frey Face architecture (latent 20, 200 softplus units), trained on the
     # importance-weighted bound (K=10) with AdamW and a cosine schedule against overfitting. The
     # test estimate refines each face's proposal first: the encoder, fitted to 1592 faces,

@@ -27,4 +27,5 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int]):
                              activation=config.activation, recon_loss=config.resolved_recon_loss(),
                              sparsity_weight=config.sparsity_weight, sparsity_target=config.sparsity_target,
                              input_dropout=config.input_dropout,
-                             consistency_weight=config.consistency_weight)
+                             consistency_weight=config.consistency_weight, contrast_weight=config.contrast_weight,
+                             contrast_temperature=config.contrast_temperature)

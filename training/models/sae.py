@@ -17,6 +17,10 @@ from training.models.mlp import decoder_trunk, drop_inputs, encoder_trunk, pixel
 EPS = 1e-6
 
 
+def unit_rows(t):
+    return t / (ops.norm(t, axis=-1, keepdims=True) + EPS)
+
+
 def kl_sparsity(rho, rho_hat):
     """sum_j KL(Bernoulli(rho) || Bernoulli(rho_hat_j)); rho_hat (latent,) -> scalar."""
     rho_hat = ops.clip(rho_hat, EPS, 1.0 - EPS)
@@ -26,7 +30,8 @@ def kl_sparsity(rho, rho_hat):
 @keras.saving.register_keras_serializable(package="aesweep")
 class SparseAutoencoder(keras.Model):
     def __init__(self, image_shape, latent_dim, hidden=(256, 128), activation="relu", recon_loss="mse",
-                 sparsity_weight=0.01, sparsity_target=0.05, input_dropout=0.0, consistency_weight=0.0, **kwargs):
+                 sparsity_weight=0.01, sparsity_target=0.05, input_dropout=0.0, consistency_weight=0.0, contrast_weight=0.0,
+                 contrast_temperature=0.5, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = tuple(int(s) for s in image_shape)
         self.latent_dim = int(latent_dim)
@@ -37,6 +42,8 @@ class SparseAutoencoder(keras.Model):
         self.sparsity_target = float(sparsity_target)
         self.input_dropout = float(input_dropout)  # denoising: the mask comes from the loop's noise
         self.consistency_weight = float(consistency_weight)  # invariance of the code to augmentation
+        self.contrast_weight = float(contrast_weight)  # invariance that also tells images apart (InfoNCE)
+        self.contrast_temperature = float(contrast_temperature)
 
         x_in, h = encoder_trunk(self.image_shape, self.hidden, activation, "enc")
         code = keras.layers.Dense(self.latent_dim, activation="sigmoid", name="code")(h)
@@ -64,15 +71,23 @@ class SparseAutoencoder(keras.Model):
     # code learns to ignore small shifts and rotations as it ignores missing pixels.
     reconstructs_clean = True
 
-    def loss_terms(self, x, noise=None, batch_mean=None, training=True, target=None, other_view=None):
+    def loss_terms(self, x, noise=None, batch_mean=None, training=True, target=None, other_view=None,
+                   batch_gather=None):
         """Per-example reconstruction of `target` (default: x itself) from x, summed over pixels, plus
-        the batch-level sparsity penalty; with `other_view` (another augmentation of the same images)
-        and consistency_weight > 0, plus that weight times the squared distance between their codes."""
+        the batch-level sparsity penalty. With `other_view` (another augmentation of the same images):
+        plus consistency_weight times the relative squared distance between the two views' codes
+        (view_distance) and contrast_weight times the InfoNCE loss of telling each image's other
+        view apart from the rest of the global batch's (view_contrast)."""
         x_in = drop_inputs(x, noise, self.input_dropout) if training and self.input_dropout > 0 else x
         terms, code = self.terms_and_code(x_in, x if target is None else target, batch_mean, training)
-        if other_view is not None and self.consistency_weight > 0:
-            terms["consistency"] = self.view_distance(code, self.encoder(other_view, training=training), batch_mean)
-            terms["loss"] = terms["loss"] + self.consistency_weight * terms["consistency"]
+        if other_view is not None and (self.consistency_weight > 0 or self.contrast_weight > 0):
+            other = self.encoder(other_view, training=training)
+            if self.consistency_weight > 0:
+                terms["consistency"] = self.view_distance(code, other, batch_mean)
+                terms["loss"] = terms["loss"] + self.consistency_weight * terms["consistency"]
+            if self.contrast_weight > 0:
+                terms["contrast"] = self.view_contrast(code, other, self.contrast_temperature, batch_mean, batch_gather)
+                terms["loss"] = terms["loss"] + self.contrast_weight * terms["contrast"]
         return terms
 
     @staticmethod
@@ -83,6 +98,21 @@ class SparseAutoencoder(keras.Model):
         batch_mean = batch_mean or (lambda t: ops.mean(t, axis=0))
         spread = 2.0 * ops.sum(batch_mean(ops.square(code)) - ops.square(batch_mean(code)))
         return ops.sum(ops.square(code - other), axis=-1) / (spread + EPS)
+
+    @staticmethod
+    def view_contrast(code, other, temperature, batch_mean=None, batch_gather=None):
+        """InfoNCE (van den Oord et al. 2018, as in SimCLR) per example: -log softmax of the cosine
+        similarity / temperature between an image's code and its other view's, against the other
+        views of every image in the (global) batch. Codes are centred on the batch mean first: the
+        sigmoid code lives in the positive orthant, where all raw cosines are near 1. Invariance
+        alone is met by collapse; this term is met only by codes that also tell images apart.
+        `batch_gather` concatenates a per-replica tensor over replicas (identity on one device)."""
+        batch_mean = batch_mean or (lambda t: ops.mean(t, axis=0))
+        batch_gather = batch_gather or (lambda t: t)
+        centre = batch_mean(code)
+        a, b = unit_rows(code - centre), unit_rows(other - centre)
+        logits = ops.matmul(a, ops.transpose(batch_gather(b))) / temperature
+        return ops.logsumexp(logits, axis=-1) - ops.sum(a * b, axis=-1) / temperature
 
     def terms_and_code(self, x_in, x, batch_mean=None, training=True):
         """loss_terms of input `x_in` reconstructing target `x`, and the code (B, latent)."""
@@ -101,7 +131,8 @@ class SparseAutoencoder(keras.Model):
         return {"name": self.name, "image_shape": list(self.image_shape), "latent_dim": self.latent_dim,
                 "hidden": list(self.hidden), "activation": self.activation, "recon_loss": self.recon_loss,
                 "sparsity_weight": self.sparsity_weight, "sparsity_target": self.sparsity_target,
-                "input_dropout": self.input_dropout, "consistency_weight": self.consistency_weight}
+                "input_dropout": self.input_dropout, "consistency_weight": self.consistency_weight,
+                "contrast_weight": self.contrast_weight, "contrast_temperature": self.contrast_temperature}
 
     def build(self, input_shape=None):
         self.built = True

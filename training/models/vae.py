@@ -92,7 +92,8 @@ class VAE(keras.Model):
     # Augmented images are samples of the data it models: it reconstructs what it is given.
     reconstructs_clean = False
 
-    def loss_terms(self, x, noise, batch_mean=None, training=True, target=None, other_view=None):
+    def loss_terms(self, x, noise, batch_mean=None, training=True, target=None, other_view=None,
+                   batch_gather=None):
         """Negative ELBO per example: loss = -log p(x|z) + beta * KL(q(z|x) || N(0, I)).
 
         noise: (B, noise_dim) standard normal draws: the reparameterisation z = mu + sigma * eps
