@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from training.config import TrainConfig
-from training.evaluate import cluster_accuracy, clustering, importance_weighted, refine_proposal
+from training.evaluate import cluster_accuracy, clustering, importance_weighted, refine_proposal, validation_metrics
 from training.images import traversal_images, traversal, grid
 from training.models import build_model
 
@@ -27,6 +27,27 @@ def test_kmeans_clustering_metrics_on_separated_codes():
     m = clustering(z_train, y_train, z_test, y_test, seed=0)
     assert m["cluster_acc_train"] == 1.0 and m["cluster_acc_test"] == 1.0
     assert m["nmi_test"] == pytest.approx(1.0) and m["ari_test"] == pytest.approx(1.0)
+
+
+def test_validation_clustering_scores_the_held_out_codes():
+    class Identity:  # a stand-in "model" whose code is the image itself: 3 well-separated groups
+        noise_dim = 0
+
+        def loss_terms(self, x, noise, training=False):
+            return {"loss": np.zeros(len(x)), "penalty": 0.0}
+
+        def encode_mean(self, x):
+            return np.reshape(x, (len(x), -1))
+
+        def __call__(self, x):
+            return x
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 60)
+    x = (np.eye(3)[y] * 10 + rng.normal(0, 0.1, (60, 3)))[:, None, :].astype(np.float32)
+    assert validation_metrics(Identity(), x, 0, y, 3)["val_cluster_acc"] == 1.0
+    assert validation_metrics(Identity(), x, 0, rng.permutation(y), 3)["val_cluster_acc"] < 0.7
+    assert "val_cluster_acc" not in validation_metrics(Identity(), x, 0)  # unlabelled: nothing to score
 
 
 def test_iwae_estimate_bounds():

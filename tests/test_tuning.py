@@ -268,6 +268,19 @@ def test_preset_point_is_tried_first_and_concurrency_still_applies():
     assert plain.start_points == () and searcher(plain, 1).max_concurrent == 1
 
 
+def test_clustering_recipes_are_ranked_by_held_out_clustering():
+    from tuning.__main__ import build_parser, sweep_from_args
+
+    def ranked(*flags):
+        sweep = sweep_from_args(build_parser().parse_args(list(flags)))
+        return sweep.metric, sweep.mode
+
+    assert ranked("--preset", "mnist-sae") == ("val_cluster_acc", "max")
+    assert ranked("--model", "sae", "--cluster-epochs", "2") == ("val_cluster_acc", "max")
+    assert ranked("--model", "sae") == ("val_loss", "min")
+    assert ranked("--preset", "mnist-sae", "--metric", "val_loss") == ("val_loss", "min")
+
+
 def test_random_search_is_seeded():
     from ray import tune
 

@@ -1,6 +1,8 @@
 """Evaluation with the metric names that tracking and tuning log and compare.
 
     both models      test_recon_mse, val_loss
+    labelled data    val_cluster_acc (k-means on the validation images' codes, every epoch: what sweeps
+                     of a clustering recipe rank by; labels score, never train)
     VAE              test_elbo, test_log_likelihood (IWAE estimate of log p(x), K samples; nats per image;
                      with iw_refine_steps > 0 from refined proposals, and test_log_likelihood_amortized
                      from the encoder's)
@@ -41,14 +43,19 @@ def reconstruct(model, x: np.ndarray, batch: int = 2048) -> np.ndarray:
     return np.concatenate([np.asarray(model(x[i:i + batch])) for i in range(0, len(x), batch)])
 
 
-def validation_metrics(model, x_val: np.ndarray, seed: int) -> dict[str, float]:
-    """Validation losses with a fixed noise draw, so epochs compare like for like."""
+def validation_metrics(model, x_val: np.ndarray, seed: int, y_val: np.ndarray | None = None,
+                       n_clusters: int = 0) -> dict[str, float]:
+    """Validation losses with a fixed noise draw, so epochs compare like for like; with labels,
+    `val_cluster_acc`: k-means (n_clusters) on the held-out images' codes, scored against their labels."""
     rng = np.random.default_rng([seed, VAL_NOISE_STREAM])
     noise = rng.standard_normal((len(x_val), model.noise_dim)).astype(np.float32)
     terms = model.loss_terms(x_val, noise, training=False)
     out = {f"val_{k}": float(np.mean(np.asarray(v))) for k, v in terms.items() if k != "penalty"}
     out["val_loss"] = out["val_loss"] + float(np.asarray(terms["penalty"]))
     out["val_recon_mse"] = float(np.mean((reconstruct(model, x_val) - x_val) ** 2))
+    if y_val is not None and 1 < n_clusters <= len(x_val):
+        km = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit(embed(model, x_val))
+        out["val_cluster_acc"] = cluster_accuracy(y_val, km.labels_)
     return out
 
 
@@ -118,7 +125,8 @@ def clustering(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_t
 
 def evaluate(model, data, config) -> dict[str, float]:
     """Final metrics of a trained model on `data` (a training.data.Dataset)."""
-    metrics = {"val_loss": validation_metrics(model, data.x_val, config.seed)["val_loss"],
+    val = validation_metrics(model, data.x_val, config.seed, data.y_val, data.num_classes)
+    metrics = {**{k: val[k] for k in ("val_loss", "val_cluster_acc") if k in val},
                "test_recon_mse": float(np.mean((reconstruct(model, data.x_test) - data.x_test) ** 2))}
     if config.model == "vae":
         metrics["test_elbo"], metrics["test_log_likelihood"] = importance_weighted(

@@ -180,7 +180,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
             steps += 1
         logs = {k: v / steps for k, v in sums.items()}
         logs["loss"] = logs["loss"] + logs.pop("penalty")
-        logs.update(evaluate.validation_metrics(model, data.x_val, config.seed))
+        logs.update(evaluate.validation_metrics(model, data.x_val, config.seed, data.y_val, data.num_classes))
         if not all(math.isfinite(v) for v in logs.values()):
             status = f"diverged at epoch {epoch}"
             epoch -= 1

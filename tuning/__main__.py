@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scheduler", choices=("asha", "fifo"), default="asha",
                    help="ASHA early stopping, or run every trial to the end")
     s.add_argument("--metric", default=None, help="validation metric to optimise (default: val_elbo for the VAE, "
-                                                  "val_loss for the SAE)")
+                                                  "val_loss for the SAE, val_cluster_acc with --cluster-epochs)")
     s.add_argument("--mode", choices=("min", "max"), default=None, help="minimise or maximise --metric")
     s.add_argument("--space", default=None, metavar="YAML",
                    help="search-space overrides, e.g. 'latent_dim: {choice: [4, 8]}' (see tuning/space.py)")
@@ -64,7 +64,7 @@ def sweep_from_args(args):
 
     base = config_from_args(args)
     base = base.replace(epochs=args.max_epochs or (base.epochs if args.preset else 10))
-    metric, mode = metric_for(base.model, args.metric, args.mode)
+    metric, mode = metric_for(base, args.metric, args.mode)
     name = args.name or f"{base.model}-{base.dataset.replace(':', '_').replace('/', '_')}-" \
                         f"{time.strftime('%Y%m%d-%H%M%S')}"
     if args.resume and not args.name:

@@ -25,6 +25,8 @@ STATE_FILE = "aesweep-sweep.json"
 WORKING_DIR_EXCLUDES = ["mlflow.db", "mlruns/", "mlartifacts/", "ray_results/", "runs/",
                         "**/__pycache__/", ".pytest_cache/", "*.egg-info/"]
 DEFAULT_METRIC = {"vae": ("val_elbo", "max"), "sae": ("val_loss", "min")}
+# A clustering recipe (IDEC fine-tuning, labelled data) is ranked by how well it clusters held-out images.
+CLUSTERING_METRIC = ("val_cluster_acc", "max")
 COORDINATOR_CPU = 0.01
 
 
@@ -75,8 +77,8 @@ class SweepConfig:
             raise ConfigError(f"invalid max_concurrent={self.max_concurrent}: must be >= 1")
 
 
-def metric_for(model: str, metric: str | None, mode: str | None) -> tuple[str, str]:
-    default_metric, default_mode = DEFAULT_METRIC[model]
+def metric_for(base: TrainConfig, metric: str | None, mode: str | None) -> tuple[str, str]:
+    default_metric, default_mode = CLUSTERING_METRIC if base.cluster_epochs else DEFAULT_METRIC[base.model]
     metric = metric or default_metric
     if mode is None:
         mode = default_mode if metric == default_metric else ("min" if metric.endswith(("loss", "mse")) else "max")
