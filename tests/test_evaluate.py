@@ -107,9 +107,26 @@ def test_augmentation_is_seeded_and_label_free():
     x = np.zeros((3, 9, 9), np.float32)
     x[:, 3:6, 3:6] = 1.0
     assert augment(x, 0, 1, 0, 0) is x  # off: untouched
-    a = augment(x, 0, 1, 2, 20)
+    a = augment(x, 0, 1, 0.2, 20)
     assert a.shape == x.shape and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
-    np.testing.assert_array_equal(a, augment(x, 0, 1, 2, 20))  # a pure function of (seed, epoch)
-    assert not np.array_equal(a, augment(x, 0, 2, 2, 20))
+    np.testing.assert_array_equal(a, augment(x, 0, 1, 0.2, 20))  # a pure function of (seed, epoch)
+    assert not np.array_equal(a, augment(x, 0, 2, 0.2, 20))
     assert not np.array_equal(a[0], x[0])
     np.testing.assert_allclose(a.sum((1, 2)), x.sum((1, 2)), rtol=0.2)  # moved, not erased
+
+
+def test_augmentation_shifts_scale_with_the_image():
+    from training.augment import augment
+
+    def centres(size, n=200):  # centre of mass of a shifted square blob, relative to the image size
+        x = np.zeros((n, size, size), np.float32)
+        x[:, size // 2 - size // 8:size // 2 + size // 8, size // 2 - size // 8:size // 2 + size // 8] = 1.0
+        a = augment(x, 0, 1, 0.1, 0)
+        coords = np.arange(size)
+        cy = (a.sum(2) * coords).sum(1) / a.sum((1, 2))
+        return (cy - (x[0].sum(1) * coords).sum() / x[0].sum()) / size
+
+    small, large = centres(8), centres(32)
+    for moved in (small, large):  # up to a tenth of the image, and most of that range used
+        assert np.abs(moved).max() <= 0.1 + 1e-6 and np.abs(moved).max() > 0.08
+    np.testing.assert_allclose(np.std(small), np.std(large), rtol=0.1)  # the same relative shifts

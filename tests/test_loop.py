@@ -119,7 +119,7 @@ DISTRIBUTED = textwrap.dedent("""
     from training.loop import train
     # Every source of randomness in play: IWAE draws (VAE); denoising masks, two augmented views and IDEC (SAE).
     extra = dict(iw_train_samples=3) if sys.argv[1] == "vae" else dict(input_dropout=0.2, cluster_epochs=1,
-                                                                       augment_shift=1.0, augment_rotate=5.0,
+                                                                       augment_shift=0.125, augment_rotate=5.0,
                                                                        consistency_weight=1.0,
                                                                        contrast_weight=1.0)
     cfg = TrainConfig(model=sys.argv[1], dataset="digits", latent_dim=3, hidden=(32,), batch_size=64,
@@ -164,7 +164,7 @@ def test_clustering_fine_tuning_needs_labels(tmp_path):
 def test_sae_reconstructs_clean_images_from_augmented_ones():
 
     x = np.random.default_rng(4).uniform(size=(8, 6, 6)).astype(np.float32)
-    batch = next(iter(epoch_batches(x, 0, 8, seed=1, epoch=3, shift=2, rotate=10, clean_targets=True)))
+    batch = next(iter(epoch_batches(x, 0, 8, seed=1, epoch=3, shift=0.3, rotate=10, clean_targets=True)))
     aug, clean = np.asarray(batch[0]), np.asarray(batch[2])
     perm = np.random.default_rng([1, 3]).permutation(8)
     np.testing.assert_array_equal(clean, x[perm])  # targets: the same images, un-augmented

@@ -153,7 +153,8 @@ def test_idec_targets_sharpen_soft_assignments():
     ({"model": "sae", "iw_refine_steps": 10}, "refinement is for the VAE"), ({"iw_refine_steps": -1}, ">= 0"),
     ({"model": "sae", "consistency_weight": 1.0}, "with augmentation"),
     ({"model": "sae", "contrast_weight": 1.0}, "with augmentation"),
-    ({"model": "sae", "augment_shift": 1, "contrast_weight": 1.0, "contrast_temperature": 0.0}, "must be > 0"),
+    ({"augment_shift": 3}, r"fraction of the image size in \[0, 0.5\)"), ({"augment_rotate": 200}, "degrees"),
+    ({"model": "sae", "augment_shift": 0.1, "contrast_weight": 1.0, "contrast_temperature": 0.0}, "must be > 0"),
 ])
 def test_recipe_option_errors(changes, message):
     with pytest.raises(ConfigError, match=message):

@@ -32,7 +32,8 @@ HELP = {
     "iw_train_samples": "VAE: importance samples K in the training objective (1 = ELBO, >1 = IWAE bound)",
     "cluster_epochs": "SAE: epochs of IDEC clustering fine-tuning of the encoder before k-means; 0 = off",
     "cluster_weight": "SAE: gamma, weight of the IDEC clustering loss",
-    "augment_shift": "augment training inputs with random shifts of up to this many pixels; 0 = off",
+    "augment_shift": "augment training inputs with random shifts of up to this fraction of the image's "
+                     "height and width (0.1 = 2.8 px on 28x28); 0 = off",
     "augment_rotate": "augment training inputs with random rotations of up to this many degrees; 0 = off",
     "consistency_weight": "SAE with augmentation: weight of the distance between two augmentations' codes; 0 = off",
     "contrast_weight": "SAE with augmentation: weight of the InfoNCE term telling each image's other augmentation "

@@ -49,7 +49,8 @@ class TrainConfig:
         (k = the number of classes), before the final k-means on the code; 0 for none.
     cluster_weight: gamma, the weight of the IDEC clustering loss KL(P || Q) per example. The
         reconstruction is summed over pixels, so IDEC's gamma=0.1 on a per-pixel mean is ~0.1 * pixels.
-    augment_shift, augment_rotate: training inputs randomly shifted by up to this many pixels and
+    augment_shift, augment_rotate: training inputs randomly shifted by up to this fraction of the
+        image's height and width (0.1 = 2.8 pixels on 28x28 images) and
         rotated by up to this many degrees (label-free augmentation; 0 = off).
     consistency_weight: SAE only, with augmentation: weight of the squared distance between the codes
         of two augmentations of the same image, relative to the batch's code spread (invariance of
@@ -157,9 +158,11 @@ class TrainConfig:
             raise bad("cluster_epochs", self.cluster_epochs, "clustering fine-tuning is for the SAE")
         if not self.cluster_weight >= 0:
             raise bad("cluster_weight", self.cluster_weight, "must be >= 0")
-        if not self.augment_shift >= 0 or not 0 <= self.augment_rotate <= 180:
-            raise bad("augment_shift/augment_rotate", (self.augment_shift, self.augment_rotate),
-                      "shift must be >= 0 pixels and rotation within [0, 180] degrees")
+        if not 0 <= self.augment_shift < 0.5:
+            raise bad("augment_shift", self.augment_shift, "a fraction of the image size in [0, 0.5) "
+                                                           "(0.1 shifts 28x28 images by up to 2.8 pixels)")
+        if not 0 <= self.augment_rotate <= 180:
+            raise bad("augment_rotate", self.augment_rotate, "degrees within [0, 180]")
         if int(self.iw_samples) != self.iw_samples or self.iw_samples < 1:
             raise bad("iw_samples", self.iw_samples, "must be an integer >= 1")
         if int(self.iw_refine_steps) != self.iw_refine_steps or self.iw_refine_steps < 0:

@@ -10,11 +10,12 @@ from training.config import ConfigError, TrainConfig
 
 PRESETS: dict[str, dict] = {
     # DEC-style 500-500-2000 stack around a 10-unit sigmoid code; denoising pretraining on augmented
-    # images (shifts up to 3 pixels, rotations up to 10 degrees: the clean image is the target) with
+    # images (shifts up to 3/28 of the image, 3 pixels on MNIST; rotations up to 10 degrees: the clean
+    # image is the target) with
     # the codes of two augmentations pulled together; warm-up and cosine decay; then IDEC fine-tuning
     # of the encoder on augmented inputs (as DEC-DA does). k-means on the code is the headline.
     "mnist-sae": dict(model="sae", dataset="mnist-test", latent_dim=10, hidden=(500, 500, 2000), batch_size=256,
-                      epochs=150, input_dropout=0.2, lr_schedule="cosine", warmup_epochs=2, augment_shift=3,
+                      epochs=150, input_dropout=0.2, lr_schedule="cosine", warmup_epochs=2, augment_shift=3 / 28,
                       augment_rotate=10, contrast_weight=3.0, cluster_epochs=20, cluster_weight=100.0),
     # Li & Turner's Frey Face architecture (latent 20, 200 softplus units), trained on the
     # importance-weighted bound (K=10) with AdamW and a cosine schedule against overfitting. The
