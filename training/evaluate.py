@@ -54,8 +54,10 @@ def validation_metrics(model, x_val: np.ndarray, seed: int, y_val: np.ndarray | 
     out["val_loss"] = out["val_loss"] + float(np.asarray(terms["penalty"]))
     out["val_recon_mse"] = float(np.mean((reconstruct(model, x_val) - x_val) ** 2))
     if y_val is not None and 1 < n_clusters <= len(x_val):
-        km = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit(embed(model, x_val))
-        out["val_cluster_acc"] = cluster_accuracy(y_val, km.labels_)
+        z = embed(model, x_val)
+        if np.isfinite(z).all():  # a diverged model has no clustering to score (the loop then stops)
+            km = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit(z)
+            out["val_cluster_acc"] = cluster_accuracy(y_val, km.labels_)
     return out
 
 
