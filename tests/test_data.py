@@ -127,3 +127,14 @@ def test_mnist_label_count_mismatch(tmp_path, shared_data, monkeypatch):
     monkeypatch.setitem(data_mod.MNIST_TEST_SHA256, "t10k-labels-idx1-ubyte.gz", None)
     with pytest.raises(DataError, match="10000 images but t10k-labels-idx1-ubyte.gz has 7 labels"):
         load_dataset("mnist-test", str(tmp_path))
+
+
+def test_relative_data_paths_become_absolute(tmp_path, monkeypatch):
+    from training.data import absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AESWEEP_DATA_DIR", "env-data")
+    assert absolute_paths("npz:x/y.npz", "data") == (f"npz:{tmp_path}/x/y.npz", f"{tmp_path}/data")
+    assert absolute_paths("mnist", None) == ("mnist", f"{tmp_path}/env-data")  # the environment's folder, pinned
+    monkeypatch.delenv("AESWEEP_DATA_DIR")
+    assert absolute_paths("digits", None) == ("digits", None)

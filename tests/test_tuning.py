@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -164,8 +165,14 @@ def test_sweep_registers_a_champion_that_reconstructs(mlflow_run_sweep):
 def test_failing_trial_is_retried_then_failed_while_others_finish(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text("sparsity_target: {grid: [0.1, 1.5]}\nlatent_dim: 4\n")  # rho = 1.5 is invalid
+    # The data as a path relative to the driver's directory (trials run in others): digits as npz.
+    from sklearn.datasets import load_digits
+
+    (tmp_path / "data").mkdir()
+    digits = load_digits()
+    np.savez(tmp_path / "data" / "digits.npz", x_train=(digits.images * 15).astype(np.uint8), y_train=digits.target)
     out = sweep_cli(tmp_path, "--model", "sae", "--space", str(space), "--num-samples", "1", "--max-epochs", "2",
-                    "--scheduler", "fifo", "--max-failures", "1", "--name", "fails")
+                    "--scheduler", "fifo", "--max-failures", "1", "--name", "fails", "--dataset", "npz:data/digits.npz")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     kids = {k.data.params.get("sparsity_target", "none"): k for k in children(client, the_parent(client).info.run_id)}

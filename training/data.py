@@ -78,6 +78,17 @@ def default_data_dir() -> str | None:
     return os.environ.get("AESWEEP_DATA_DIR") or None
 
 
+def absolute_paths(dataset: str, data_dir: str | None) -> tuple[str, str | None]:
+    """`dataset` and `data_dir` (else $AESWEEP_DATA_DIR) with relative paths made absolute from the
+    current directory: for processes that run elsewhere (Ray trials change directory)."""
+    data_dir = data_dir or default_data_dir()
+    if data_dir:
+        data_dir = str(Path(data_dir).expanduser().resolve())
+    if dataset.startswith("npz:") and dataset[4:]:
+        dataset = "npz:" + str(Path(dataset[4:]).expanduser().resolve())
+    return dataset, data_dir
+
+
 def load_dataset(name: str, data_dir: str | None = None, split_seed: int = 0, val_fraction: float = 0.1) -> Dataset:
     """Load dataset `name`, searching `data_dir` (or $AESWEEP_DATA_DIR) before any download."""
     data_dir = data_dir or default_data_dir()

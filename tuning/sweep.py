@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from training.config import ConfigError, TrainConfig
@@ -117,6 +117,11 @@ def init_ray(sweep: SweepConfig, cluster: bool) -> None:
 def run(sweep: SweepConfig) -> dict:
     """Run (or resume) a sweep; returns the summary dict (best trial, registration, parent run id)."""
     sweep.validate()
+    from training.data import absolute_paths
+
+    # Trials run in other directories: data paths are the driver's, made absolute.
+    dataset, data_dir = absolute_paths(sweep.base.dataset, sweep.base.data_dir)
+    sweep = replace(sweep, base=sweep.base.replace(dataset=dataset, data_dir=data_dir))
     quiet_ray_env(sweep.verbose)
     from tracking.store import default_experiment, is_local, prepare
 
