@@ -30,8 +30,8 @@ def kl_sparsity(rho, rho_hat):
 @keras.saving.register_keras_serializable(package="aesweep")
 class SparseAutoencoder(keras.Model):
     def __init__(self, image_shape, latent_dim, hidden=(256, 128), activation="relu", recon_loss="mse",
-                 sparsity_weight=0.01, sparsity_target=0.05, input_dropout=0.0, consistency_weight=0.0, contrast_weight=0.0,
-                 contrast_temperature=0.5, **kwargs):
+                 sparsity_weight=0.01, sparsity_target=0.05, input_dropout=0.0, consistency_weight=0.0,
+                 contrast_weight=0.0, contrast_temperature=0.5, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = tuple(int(s) for s in image_shape)
         self.latent_dim = int(latent_dim)
