@@ -133,6 +133,7 @@ def test_relative_data_paths_become_absolute(tmp_path, monkeypatch):
     from training.data import absolute_paths
 
     monkeypatch.chdir(tmp_path)
+    tmp_path = tmp_path.resolve()  # as the code sees it (a symlinked temp folder, e.g. on macOS)
     monkeypatch.setenv("AESWEEP_DATA_DIR", "env-data")
     assert absolute_paths("npz:x/y.npz", "data") == (f"npz:{tmp_path}/x/y.npz", f"{tmp_path}/data")
     assert absolute_paths("mnist", None) == ("mnist", f"{tmp_path}/env-data")  # the environment's folder, pinned

@@ -84,6 +84,12 @@ def test_resume_refuses_other_config(tmp_path, digits):
     with pytest.raises(ValueError, match="different config.*latent_dim"):
         train(TrainConfig(model="vae", epochs=2, **{**SMALL, "latent_dim": 4}), dataset=digits,
               checkpoint_dir=str(tmp_path))
+    # A checkpoint written before an option existed resumes: the option had its default then.
+    state = json.loads((tmp_path / "state.json").read_text())
+    del state["config"]["contrast_weight"]
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    assert train(TrainConfig(model="vae", epochs=2, **SMALL), dataset=digits, checkpoint_dir=str(tmp_path),
+                 evaluate_at_end=False).epochs_completed == 2
 
 
 def test_divergence_is_a_status_not_a_crash(digits):

@@ -224,8 +224,10 @@ def test_killed_driver_resumes_without_duplicate_runs(tmp_path):
     assert client is not None
     parent = the_parent(client)
     assert len(children(client, parent.info.run_id)) < 3
-    out = sweep_cli(tmp_path, *args, "--resume")
+    # Resumed with other recipe flags: the sweep continues with its saved config (3 epochs, hidden 32).
+    out = sweep_cli(tmp_path, *args, "--resume", "--max-epochs", "5", "--hidden", "16")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "with its saved training config" in out.stdout + out.stderr
     parent = the_parent(client)
     assert parent.info.status == "FINISHED"
     kids = children(client, parent.info.run_id)

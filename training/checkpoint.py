@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.config import ConfigError
+from training.config import ConfigError, TrainConfig
 
 STATE = "state.json"
 WEIGHTS = "weights.npz"
@@ -43,7 +43,9 @@ def read_state(directory: str | os.PathLike) -> dict:
 def restore(directory: str | os.PathLike, model, optimizer, config_dict: dict) -> tuple[int, list[dict]]:
     """Load a checkpoint into `model` and `optimizer` (already built); returns (epoch, history)."""
     state = read_state(directory)
-    saved = {k: v for k, v in state["config"].items() if k not in ("epochs", "data_dir", "iw_samples")}
+    # Options added since the checkpoint was written take their defaults (what it was trained with).
+    saved_config = {**TrainConfig().to_dict(), **state["config"]}
+    saved = {k: v for k, v in saved_config.items() if k not in ("epochs", "data_dir", "iw_samples")}
     now = {k: v for k, v in config_dict.items() if k not in ("epochs", "data_dir", "iw_samples")}
     if saved != now:
         diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))

@@ -159,8 +159,8 @@ class TrainConfig:
         if not self.cluster_weight >= 0:
             raise bad("cluster_weight", self.cluster_weight, "must be >= 0")
         if not 0 <= self.augment_shift < 0.5:
-            raise bad("augment_shift", self.augment_shift, "a fraction of the image size in [0, 0.5) "
-                                                           "(0.1 shifts 28x28 images by up to 2.8 pixels)")
+            raise bad("augment_shift", self.augment_shift, "a fraction of the image size in [0, 0.5), no longer "
+                                                           "pixels (0.1 shifts 28x28 images by up to 2.8 pixels)")
         if not 0 <= self.augment_rotate <= 180:
             raise bad("augment_rotate", self.augment_rotate, "degrees within [0, 180]")
         if int(self.iw_samples) != self.iw_samples or self.iw_samples < 1:

@@ -26,7 +26,7 @@ PRESETS: dict[str, dict] = {
     "frey-vae": dict(model="vae", dataset="frey", latent_dim=20, hidden=(200,), activation="softplus",
                      batch_size=100, epochs=1000, learning_rate=0.002, lr_schedule="cosine", weight_decay=0.05,
                      iw_train_samples=10, iw_refine_steps=500),
-    # Quick checks on the bundled digits. digits-sae is the mnist-sae recipe with a gentler IDEC:
+    # On the bundled digits (about a minute each). digits-sae is the mnist-sae recipe with a gentler IDEC:
     # gamma 100 against a reconstruction summed over 64 pixels (not 784) pulls the code apart.
     "digits-sae": dict(MNIST_SAE, dataset="digits", cluster_weight=2.0),
     "digits-vae": dict(model="vae", dataset="digits", latent_dim=8, hidden=(256, 128), batch_size=64, epochs=60,

@@ -133,6 +133,11 @@ def run(sweep: SweepConfig) -> dict:
     state_path = storage / sweep.name / STATE_FILE
     if sweep.resume and not state_path.is_file():
         raise ConfigError(f"nothing to resume: {state_path} not found; check --name and --storage-path")
+    if sweep.resume and "base" in (saved := json.loads(state_path.read_text())):
+        # The sweep continues as it started, whatever model, data or recipe flags are given now.
+        sweep = replace(sweep, base=TrainConfig.from_dict(saved["base"]), metric=saved["metric"], mode=saved["mode"])
+        print(f"[aesweep] resuming {sweep.name} with its saved training config and metric "
+              f"({sweep.metric}, {sweep.mode})")
 
     import mlflow
 
@@ -163,7 +168,8 @@ def run(sweep: SweepConfig) -> dict:
     parent_id, experiment_id = parent.info.run_id, parent.info.experiment_id
     storage.joinpath(sweep.name).mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps({"parent_run_id": parent_id, "experiment_id": experiment_id,
-                                      "tracking_uri": uri}, indent=1))
+                                      "tracking_uri": uri, "base": sweep.base.to_dict(), "metric": sweep.metric,
+                                      "mode": sweep.mode}, indent=1))
     print(f"[aesweep] sweep {sweep.name}: parent MLflow run {parent_id} (experiment {experiment_id}) at {uri}")
     from tracking.session import ending_run
     from tuning.summary import summarize

@@ -101,9 +101,10 @@ class SparseAutoencoder(keras.Model):
 
     @staticmethod
     def view_contrast(code, other, temperature, batch_mean=None, batch_gather=None):
-        """InfoNCE (van den Oord et al. 2018, as in SimCLR) per example: -log softmax of the cosine
-        similarity / temperature between an image's code and its other view's, against the other
-        views of every image in the (global) batch. Codes are centred on the batch mean first: the
+        """InfoNCE (van den Oord et al. 2018) per example: -log softmax of the cosine similarity /
+        temperature between an image's code and its other view's, against the other views of every
+        image in the (global) batch (one direction; SimCLR's symmetric loss also uses same-view
+        negatives). Codes are centred on the batch mean first: the
         sigmoid code lives in the positive orthant, where all raw cosines are near 1. Invariance
         alone is met by collapse; this term is met only by codes that also tell images apart.
         `batch_gather` concatenates a per-replica tensor over replicas (identity on one device)."""
