@@ -185,8 +185,10 @@ def test_failing_trial_is_retried_then_failed_while_others_finish(tmp_path):
 
 def test_two_workers_per_trial_run_multiworker_mirrored(tmp_path):
     # Two workers of 0.5 logical CPU each, plus the trial's coordinator, fit this 2-CPU machine.
+    # The SAE with every cross-replica term: the sparsity mean, the InfoNCE all_gather and IDEC.
     out = sweep_cli(tmp_path, "--num-samples", "1", "--max-epochs", "2", "--scheduler", "fifo",
-                    "--workers-per-trial", "2", "--cpus-per-trial", "0.5", "--name", "mw")
+                    "--workers-per-trial", "2", "--cpus-per-trial", "0.5", "--name", "mw", "--model", "sae",
+                    "--augment-shift", "0.1", "--contrast-weight", "1", "--cluster-epochs", "1")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     (kid,) = children(client, the_parent(client).info.run_id)
@@ -194,6 +196,8 @@ def test_two_workers_per_trial_run_multiworker_mirrored(tmp_path):
     assert kid.data.tags["strategy"] == "MultiWorkerMirroredStrategy"
     assert kid.data.tags["replicas"] == "2" and kid.data.tags["workers"] == "2"
     assert [m.step for m in client.get_metric_history(kid.info.run_id, "loss")] == [1, 2]
+    assert [m.step for m in client.get_metric_history(kid.info.run_id, "contrast")] == [1, 2]
+    assert "idec_cluster_kl" in kid.data.metrics and "val_cluster_acc" in kid.data.metrics
     trials = json.loads(client.download_artifacts(the_parent(client).info.run_id, "trials.json", str(tmp_path))
                         and (tmp_path / "trials.json").read_text())
     row = dict(zip(trials["columns"], trials["data"][0]))
