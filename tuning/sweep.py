@@ -117,11 +117,6 @@ def init_ray(sweep: SweepConfig, cluster: bool) -> None:
 def run(sweep: SweepConfig) -> dict:
     """Run (or resume) a sweep; returns the summary dict (best trial, registration, parent run id)."""
     sweep.validate()
-    from training.data import absolute_paths
-
-    # Trials run in other directories: data paths are the driver's, made absolute.
-    dataset, data_dir = absolute_paths(sweep.base.dataset, sweep.base.data_dir)
-    sweep = replace(sweep, base=sweep.base.replace(dataset=dataset, data_dir=data_dir))
     quiet_ray_env(sweep.verbose)
     from tracking.store import default_experiment, is_local, prepare
 
@@ -138,6 +133,12 @@ def run(sweep: SweepConfig) -> dict:
         sweep = replace(sweep, base=TrainConfig.from_dict(saved["base"]), metric=saved["metric"], mode=saved["mode"])
         print(f"[aesweep] resuming {sweep.name} with its saved training config and metric "
               f"({sweep.metric}, {sweep.mode})")
+    else:
+        from training.data import absolute_paths
+
+        # Trials run in other directories: data paths are the driver's, made absolute.
+        dataset, data_dir = absolute_paths(sweep.base.dataset, sweep.base.data_dir)
+        sweep = replace(sweep, base=sweep.base.replace(dataset=dataset, data_dir=data_dir))
 
     import mlflow
 

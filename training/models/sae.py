@@ -17,6 +17,11 @@ from training.models.mlp import decoder_trunk, drop_inputs, encoder_trunk, pixel
 EPS = 1e-6
 
 
+def local_mean(t):
+    """The batch mean on one device (the loop passes a global-batch mean instead)."""
+    return ops.mean(t, axis=0)
+
+
 def unit_rows(t):
     return t / (ops.norm(t, axis=-1, keepdims=True) + EPS)
 
@@ -95,7 +100,7 @@ class SparseAutoencoder(keras.Model):
         """|code - other|^2 per example, relative to the mean squared distance between two random codes
         of the (global) batch, 2 * sum_j Var(code_j): 0 = invariant, ~1 = views as far apart as random
         images. Relative, so shrinking every code towards one point (collapse) cannot lower it."""
-        batch_mean = batch_mean or (lambda t: ops.mean(t, axis=0))
+        batch_mean = batch_mean or local_mean
         spread = 2.0 * ops.sum(batch_mean(ops.square(code)) - ops.square(batch_mean(code)))
         return ops.sum(ops.square(code - other), axis=-1) / (spread + EPS)
 
@@ -104,20 +109,20 @@ class SparseAutoencoder(keras.Model):
         """InfoNCE (van den Oord et al. 2018) per example: -log softmax of the cosine similarity /
         temperature between an image's code and its other view's, against the other views of every
         image in the (global) batch (one direction; SimCLR's symmetric loss also uses same-view
-        negatives). Codes are centred on the batch mean first: the
-        sigmoid code lives in the positive orthant, where all raw cosines are near 1. Invariance
-        alone is met by collapse; this term is met only by codes that also tell images apart.
+        negatives). Codes are centred on the batch mean first: the sigmoid code lives in the
+        positive orthant, where all raw cosines are near 1. Invariance alone is met by collapse;
+        this term is met only by codes that also tell images apart.
         `batch_gather` concatenates a per-replica tensor over replicas (identity on one device)."""
-        batch_mean = batch_mean or (lambda t: ops.mean(t, axis=0))
-        batch_gather = batch_gather or (lambda t: t)
+        batch_mean = batch_mean or local_mean
         centre = batch_mean(code)
         a, b = unit_rows(code - centre), unit_rows(other - centre)
-        logits = ops.matmul(a, ops.transpose(batch_gather(b))) / temperature
+        others = batch_gather(b) if batch_gather is not None else b
+        logits = ops.matmul(a, ops.transpose(others)) / temperature
         return ops.logsumexp(logits, axis=-1) - ops.sum(a * b, axis=-1) / temperature
 
     def terms_and_code(self, x_in, x, batch_mean=None, training=True):
         """loss_terms of input `x_in` reconstructing target `x`, and the code (B, latent)."""
-        batch_mean = batch_mean or (lambda t: ops.mean(t, axis=0))
+        batch_mean = batch_mean or local_mean
         code = self.encoder(x_in, training=training)
         logits = self.decoder(code, training=training)
         x_flat = ops.reshape(x, (ops.shape(x)[0], -1))
