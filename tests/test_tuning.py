@@ -23,7 +23,9 @@ TINY = ["--dataset", "digits", "--hidden", "32", "--batch-size", "64", "--iw-sam
 
 
 def env_for(uri: str) -> dict:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    # PYTHONPATH: subprocesses import this checkout, whatever checkout the venv was installed from.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "PYTHONPATH": str(ROOT)}
     env.pop("MLFLOW_RUN_ID", None)
     env.pop("RAY_ADDRESS", None)
     return env

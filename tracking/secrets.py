@@ -25,3 +25,8 @@ def redact(value):
 
 def redact_dict(d: dict) -> dict:
     return {k: (REDACTED if SECRET_NAME.search(str(k)) else redact(v)) for k, v in d.items()}
+
+
+def safe_uri(uri: str) -> str:
+    """A URI fit to print: any user:password@ replaced (http://user:pw@host -> http://***@host)."""
+    return re.sub(r"(?<=://)[^/@\s]+@", f"{REDACTED}@", redact(str(uri)))

@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from tracking.callback import MlflowCallback
 from tracking.registry import Registration, default_metric, register
-from tracking.secrets import redact
+from tracking.secrets import redact, safe_uri
 from tracking.store import default_experiment, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,7 +127,7 @@ def tracked_run(config, data, tracking_uri: str | None = None, experiment: str |
                               parent_run_id=parent_run_id, tags=all_tags, log_system_metrics=system_metrics)
     tracked = TrackedRun(active.info.run_id, active.info.experiment_id, callback)
     if not quiet:
-        print(f"[aesweep] MLflow run {tracked.run_id} in experiment {tracked.experiment_id} at {uri}")
+        print(f"[aesweep] MLflow run {tracked.run_id} in experiment {tracked.experiment_id} at {safe_uri(uri)}")
     with ending_run() as outcome:
         yield tracked
         result = callback.result

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -10,6 +11,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from tracking.secrets import safe_uri
 from training.errors import UserError
 
 ENV_URI = "MLFLOW_TRACKING_URI"
@@ -47,7 +49,9 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
     last = "no answer"
     while time.time() < deadline:
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=max(0.5, deadline - time.time())) as r:
+            # /health needs no credentials (urllib cannot parse user:password@ in a URL anyway)
+            health = re.sub(r"(?<=://)[^/@\s]+@", "", uri.rstrip("/")) + "/health"
+            with urllib.request.urlopen(health, timeout=max(0.5, deadline - time.time())) as r:
                 if r.status == 200:
                     return
                 last = f"HTTP {r.status}"
@@ -57,7 +61,7 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
         except (urllib.error.URLError, OSError) as e:
             last = str(getattr(e, "reason", e))
         time.sleep(0.5)
-    raise TrackingError(f"tracking server {uri} is unreachable ({last}); start it (python -m tracking server) "
+    raise TrackingError(f"tracking server {safe_uri(uri)} is unreachable ({last}); start it (python -m tracking server) "
                         f"or pass another --tracking-uri")
 
 
@@ -77,7 +81,8 @@ def prepare(uri: str | None = None, experiment: str | None = None) -> tuple[str,
     try:
         client.search_experiments(max_results=1)  # creates and migrates a fresh SQLite store
     except Exception as e:
-        raise TrackingError(f"cannot open tracking store {uri}: {str(e).splitlines()[0]}") from None
+        raise TrackingError(f"cannot open tracking store {safe_uri(uri)}: "
+                            f"{safe_uri(str(e).splitlines()[0] if str(e) else type(e).__name__)}") from None
     experiment_id = None
     if experiment:
         found = client.get_experiment_by_name(experiment)

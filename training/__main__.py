@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from training.cli import add_config_arguments, add_preset_argument, config_from_args
+from training.cli import OneLineErrors, add_config_arguments, add_preset_argument, config_from_args
 from training.errors import UserError
 
 PLUGINS = ("tracking.plugin",)
@@ -35,7 +35,7 @@ def load_plugins() -> list:
 
 
 def build_parser(plugins=()) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n\n")[0])
+    p = OneLineErrors(prog="python -m training", description=__doc__.split("\n\n")[0])
     add_preset_argument(p)
     add_config_arguments(p)
     p.add_argument("--out", default=None, help="output folder for metrics.json, model.keras and PNG images "

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from training.config import LR_SCHEDULES, MODELS, RECON_LOSSES, TrainConfig, parse_hidden
+from training.config import LR_SCHEDULES, MODELS, RECON_LOSSES, ConfigError, TrainConfig, parse_hidden
 
 HELP = {
     "model": "vae (variational autoencoder) or sae (sparse autoencoder)",
@@ -47,10 +47,20 @@ HELP = {
 CHOICES = {"model": MODELS, "recon_loss": RECON_LOSSES, "lr_schedule": LR_SCHEDULES}
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """A bad flag gets one line naming it and the fix, not the whole usage (dozens of flags)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
+
+
 def optional(kind):
     """An argparse type where "" means "not given" (MLproject passes every parameter)."""
     def parse(text: str):
-        return None if text == "" else kind(text)
+        try:
+            return None if text == "" else kind(text)
+        except ConfigError as e:  # its own message says what to give; argparse would replace it
+            raise argparse.ArgumentTypeError(str(e)) from None
 
     parse.__name__ = getattr(kind, "__name__", "value")
     return parse

@@ -11,12 +11,12 @@ import argparse
 import sys
 import time
 
-from training.cli import add_config_arguments, add_preset_argument, config_from_args
+from training.cli import OneLineErrors, add_config_arguments, add_preset_argument, config_from_args
 from training.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tuning", description=__doc__.split("\n\n")[0])
+    p = OneLineErrors(prog="python -m tuning", description=__doc__.split("\n\n")[0])
     s = p.add_argument_group("sweep")
     s.add_argument("--num-samples", type=int, default=8, help="number of trials (default: 8)")
     s.add_argument("--max-epochs", type=int, default=None, help="epochs per trial; ASHA may stop a trial earlier "
@@ -62,6 +62,10 @@ def sweep_from_args(args):
     from tuning.space import contain, load_space
     from tuning.sweep import SweepConfig, metric_for
 
+    if args.max_epochs is not None and args.max_epochs < 1:
+        raise UserError(f"invalid --max-epochs {args.max_epochs}: give at least 1 (or leave it out for the default)")
+    if args.num_samples < 1:
+        raise UserError(f"invalid --num-samples {args.num_samples}: give at least 1")
     base = config_from_args(args)
     base = base.replace(epochs=args.max_epochs or (base.epochs if args.preset else 10))
     metric, mode = metric_for(base, args.metric, args.mode)

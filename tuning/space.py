@@ -11,6 +11,7 @@ or a plain value (held fixed). Example YAML for --space:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,24 @@ def load_space(path: str | None, model: str) -> dict[str, Any]:
         raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"{p}: expected a mapping of config keys to ranges, got {type(loaded).__name__}")
-    space.update(loaded)
+    space.update(numbers(loaded))
     validate(space, str(p))
     return space
+
+
+NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def numbers(value: Any) -> Any:
+    """YAML 1.1 reads `1e-3` (no dot) as a string: numbers written so become numbers again."""
+    if isinstance(value, dict):
+        return {k: numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [numbers(v) for v in value]
+    if isinstance(value, str) and NUMBER.match(value.strip()):
+        number = float(value)
+        return int(number) if number.is_integer() and not any(c in value for c in ".eE") else number
+    return value
 
 
 def validate(space: dict[str, Any], where: str = "search space") -> None:

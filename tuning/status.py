@@ -27,7 +27,7 @@ class ChildRunStatus(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         run = self._child(trial)
-        if run is None or run.info.status == "FINISHED":
+        if run is None or run.info.status in ("FINISHED", "FAILED"):  # ended by the trial itself (FAILED: diverged)
             return
         if not trial.last_result.get("final"):
             epoch = trial.last_result.get("epoch", 0)

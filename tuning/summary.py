@@ -36,7 +36,9 @@ def trial_table(results, runs: dict) -> list[dict]:
         row = {"trial_id": trial_id, "run_id": run.info.run_id if run else None,
                "status": run.info.status if run else ("ERROR" if r.error else "?"),
                "final": bool(r.metrics.get("final")) if r.metrics else False,
-               "epochs": int(r.metrics.get("epoch", 0)) if r.metrics else 0}
+               "epochs": int(r.metrics.get("epoch", 0)) if r.metrics else 0,
+               "failure_reason": run.data.tags.get("failure_reason") if run else (str(r.error).strip().splitlines()
+                                                                                  or [None])[-1] if r.error else None}
         row |= {f"config.{k}": v for k, v in (r.config or {}).items()}
         row |= {k: v for k, v in (r.metrics or {}).items()
                 if isinstance(v, (int, float)) and not k.startswith(("time_", "timestamp", "training_iteration",

@@ -10,6 +10,7 @@ Stages:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -23,7 +24,7 @@ from training.errors import UserError
 ROOT = Path(__file__).resolve().parents[1]
 STATE_FILE = "aesweep-sweep.json"
 WORKING_DIR_EXCLUDES = ["mlflow.db", "mlruns/", "mlartifacts/", "ray_results/", "runs/",
-                        "**/__pycache__/", ".pytest_cache/", "*.egg-info/"]
+                        "**/__pycache__/", ".pytest_cache/", "*.egg-info/", "tests/", ".venv/"]
 DEFAULT_METRIC = {"vae": ("val_elbo", "max"), "sae": ("val_loss", "min")}
 # A clustering recipe (IDEC fine-tuning, labelled data) is ranked by how well it clusters held-out images.
 CLUSTERING_METRIC = ("val_cluster_acc", "max")
@@ -118,6 +119,7 @@ def run(sweep: SweepConfig) -> dict:
     """Run (or resume) a sweep; returns the summary dict (best trial, registration, parent run id)."""
     sweep.validate()
     quiet_ray_env(sweep.verbose)
+    from tracking.secrets import safe_uri
     from tracking.store import default_experiment, is_local, prepare
 
     cluster = bool(sweep.address or os.environ.get("RAY_ADDRESS"))
@@ -171,15 +173,49 @@ def run(sweep: SweepConfig) -> dict:
     state_path.write_text(json.dumps({"parent_run_id": parent_id, "experiment_id": experiment_id,
                                       "tracking_uri": uri, "base": sweep.base.to_dict(), "metric": sweep.metric,
                                       "mode": sweep.mode}, indent=1))
-    print(f"[aesweep] sweep {sweep.name}: parent MLflow run {parent_id} (experiment {experiment_id}) at {uri}")
+    print(f"[aesweep] sweep {sweep.name}: parent MLflow run {parent_id} (experiment {experiment_id}) at {safe_uri(uri)}")
     from tracking.session import ending_run
     from tuning.summary import summarize
 
-    with ending_run(defer_sigterm=False):
+    with ending_run(defer_sigterm=False) as outcome:
         if not sweep.resume:
             log_sweep_params(sweep)
         results = fit(sweep, param_space, uri, experiment_id, parent_id, storage)
-        return summarize(results, sweep, uri, experiment_id, parent_id)
+        summary = summarize(results, sweep, uri, experiment_id, parent_id)
+        if summary.get("best") is None:
+            # No trial trained to the end: the sweep failed, with the trials' own reasons in one line.
+            reason = no_trial_finished(summary.get("trials", []))
+            mlflow.set_tag("failure_reason", reason)
+            outcome["status"] = "FAILED"
+            print(f"error: {reason}", file=sys.stderr)
+        return summary
+
+
+def no_trial_finished(rows: list[dict]) -> str:
+    reasons = sorted({str(r.get("failure_reason")) for r in rows if r.get("failure_reason")})
+    detail = f": {reasons[0]}" + (f" (and {len(reasons) - 1} other reasons)" if len(reasons) > 1 else "") \
+        if reasons else ""
+    return (f"no trial of {len(rows)} trained to the end{detail}; see each child run's failure_reason, "
+            f"fix the cause (e.g. a lower learning rate, a valid --space) and run again")
+
+
+@contextlib.contextmanager
+def secrets_kept_from_ray():
+    """Ray Tune copies cloud credentials from the driver's environment into each trial's runtime_env, which
+    Ray's runtime-env agent writes to its (world-readable) log in plain text. Locally the trials inherit the
+    environment from the Ray processes anyway; on a cluster each node's `ray start` environment provides them.
+    So they are kept out of the driver's environment while Tune starts trials, and put back after."""
+    from tracking.secrets import SECRET_NAME
+
+    try:
+        from ray.tune.execution.class_cache import ENV_VARS_TO_PROPAGATE as propagated
+    except ImportError:  # moved in another Ray release: every secret-looking variable, to be safe
+        propagated = list(os.environ)
+    hidden = {k: os.environ.pop(k) for k in list(propagated) if k in os.environ and SECRET_NAME.search(k)}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
 
 
 def log_sweep_params(sweep: SweepConfig) -> None:
@@ -205,7 +241,8 @@ def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, par
     setup = TrialSetup(base=sweep.base, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent_id,
                        storage_path=str(storage / sweep.name), workers_per_trial=sweep.workers_per_trial,
                        cpus_per_worker=sweep.cpus_per_trial, gpus_per_worker=sweep.gpus_per_trial,
-                       image_every=sweep.image_every, system_metrics=sweep.system_metrics, verbose=sweep.verbose)
+                       image_every=sweep.image_every, system_metrics=sweep.system_metrics, verbose=sweep.verbose,
+                       metric=sweep.metric, mode=sweep.mode)
     if sweep.workers_per_trial > 1:
         # The trial only coordinates (Ray needs a non-empty request); its Train workers hold the CPUs/GPUs.
         resources = {"cpu": COORDINATOR_CPU}
@@ -239,7 +276,8 @@ def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, par
                 callbacks=[ChildRunStatus(uri, experiment_id, parent_id)],
                 progress_reporter=progress_reporter(sweep), verbose=3 if sweep.verbose else 1))
     t0 = time.time()
-    results = tuner.fit()
+    with secrets_kept_from_ray():
+        results = tuner.fit()
     print(f"[aesweep] {len(results)} trials in {time.time() - t0:.0f}s")
     return results
 

@@ -36,6 +36,8 @@ class TrialSetup:
     image_every: int | None = None
     system_metrics: bool = True
     verbose: bool = False
+    metric: str = ""  # the sweep's metric and mode: a diverged trial reports the worst value of it
+    mode: str = "max"
 
 
 class TuneReporter(Callback):
@@ -175,4 +177,15 @@ def train_in_process(config: TrainConfig, setup: TrialSetup, run_id: str, checkp
             import mlflow
 
             mlflow.set_tag("pyfunc_model_uri", tracked.callback.model_uris["pyfunc"])
+    if result.diverged:
+        # The run is already FAILED with the reason; Tune gets one last result with the worst value of its
+        # metric (a result without the metric would abort the whole sweep), and the sweep goes on.
+        report(diverged_result(setup, result.epochs_completed))
+        return
     reporter.finish(result, str(checkpoint_dir))
+
+
+def diverged_result(setup: TrialSetup, epochs: int) -> dict:
+    """What a diverged trial reports: the worst value of the sweep metric, so no searcher or scheduler prefers it."""
+    worst = float("-inf") if setup.mode == "max" else float("inf")
+    return {setup.metric: worst, "epoch": epochs, "diverged": 1} if setup.metric else {"diverged": 1}

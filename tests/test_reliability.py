@@ -1,0 +1,86 @@
+"""Bad trials, bad input and planted secrets, against a real local Ray and a real SQLite MLflow store."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import ROOT
+from tests.test_tuning import children, env_for, sweep_cli, the_parent
+
+SECRET = f"planted-{uuid.uuid4().hex}"  # made at run time: no file of the project holds it
+
+
+def test_diverging_trial_fails_alone_and_secrets_stay_out_of_ray_logs(tmp_path):
+    """learning rate 10 diverges: that trial is FAILED with one line, the healthy one wins, the sweep exits 0;
+    a cloud key in the driver's environment reaches neither the store nor Ray's session logs nor the output."""
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {grid: [10.0, 1e-3]}\nlatent_dim: 4\nkl_weight: 1.0\n")  # 1e-3: a YAML string
+    import tempfile
+
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # Ray's socket paths must stay under 107 bytes
+
+    out = subprocess.run(
+        [sys.executable, "-m", "tuning", "--model", "vae", "--dataset", "digits", "--hidden", "32",
+         "--batch-size", "64", "--iw-samples", "20", "--storage-path", str(tmp_path / "ray"), "--space", str(space),
+         "--num-samples", "1", "--max-epochs", "6", "--scheduler", "fifo", "--name", "diverge"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env=env_for(f"sqlite:///{tmp_path}/mlflow.db") | {"AWS_SECRET_ACCESS_KEY": SECRET, "RAY_TMPDIR": str(ray_tmp)})
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    parent = the_parent(client)
+    kids = {float(k.data.params["learning_rate"]): k for k in children(client, parent.info.run_id)}
+    assert set(kids) == {10.0, 1e-3}
+    bad, good = kids[10.0], kids[1e-3]
+    assert bad.info.status == "FAILED" and "diverged" in bad.data.tags["failure_reason"]
+    assert "\n" not in bad.data.tags["failure_reason"]
+    assert good.info.status == "FINISHED" and parent.info.status == "FINISHED"
+    assert parent.data.tags["best_run_id"] == good.info.run_id
+    # The secret: not in the console, the store, the artifacts or Ray's session logs.
+    assert SECRET not in out.stdout + out.stderr
+    leaks = [p for p in list(ray_tmp.rglob("*")) + list(tmp_path.glob("mlflow.db*")) + list(tmp_path.rglob("mlruns/**/*"))
+             if p.is_file() and SECRET.encode() in p.read_bytes()]
+    assert not leaks, leaks
+    assert list(ray_tmp.rglob("runtime_env_agent.log")), "Ray's logs were not where the test looks"
+
+
+def test_every_trial_failing_fails_the_sweep_in_one_line(tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: 10.0\nlatent_dim: 4\n")
+    out = sweep_cli(tmp_path, "--model", "vae", "--space", str(space), "--num-samples", "2", "--max-epochs", "4",
+                    "--scheduler", "fifo", "--name", "allfail", "--max-failures", "0")
+    assert out.returncode != 0
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "no trial of 2 trained to the end" in errors[0], out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    parent = the_parent(MlflowClient(f"sqlite:///{tmp_path}/mlflow.db"))
+    assert parent.info.status == "FAILED" and "diverged" in parent.data.tags["failure_reason"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-m", "training", "--hidden", "abc"], "invalid hidden='abc'"),
+    (["-m", "training", "--epochs", "x"], "argument --epochs"),
+    (["-m", "tuning", "--max-epochs", "0"], "invalid --max-epochs 0"),
+    (["-m", "tuning", "--num-samples", "0"], "invalid --num-samples 0"),
+    (["-m", "training", "--tracking-uri", "http://bob:hunter2-pw@127.0.0.1:9", "--epochs", "1"], "unreachable"),
+])
+def test_bad_input_is_one_line(tmp_path, argv, message):
+    out = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env=env_for(f"sqlite:///{tmp_path}/mlflow.db"))
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert out.returncode == 2 and len(lines) == 1 and message in lines[0], out.stderr
+    assert "hunter2" not in out.stdout + out.stderr
+
+
+def test_yaml_numbers_in_a_space_are_numbers(tmp_path):
+    from tuning.space import load_space
+
+    p = tmp_path / "s.yaml"
+    p.write_text("learning_rate: {loguniform: [1e-4, 3e-3]}\nkl_weight: 5e-1\nlatent_dim: {choice: [4, 8]}\n")
+    space = load_space(str(p), "vae")
+    assert space["learning_rate"] == {"loguniform": [1e-4, 3e-3]} and space["kl_weight"] == 0.5
+    assert space["latent_dim"] == {"choice": [4, 8]}
