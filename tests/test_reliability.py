@@ -84,3 +84,58 @@ def test_yaml_numbers_in_a_space_are_numbers(tmp_path):
     space = load_space(str(p), "vae")
     assert space["learning_rate"] == {"loguniform": [1e-4, 3e-3]} and space["kl_weight"] == 0.5
     assert space["latent_dim"] == {"choice": [4, 8]}
+
+
+def test_tracking_server_gone_stops_training_in_one_line(tmp_path):
+    """The server dies mid-training: the training stops within the bounded retries, with one line, no traceback."""
+    import os
+    import signal
+    import time
+
+    from tests.mlflow_helpers import mlflow_server
+
+    with mlflow_server(tmp_path) as url:
+        env = env_for(url) | {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "3"}
+        proc = subprocess.Popen([sys.executable, "-m", "training", "--dataset", "digits", "--hidden", "16",
+                                 "--epochs", "100000", "--no-system-metrics", "--checkpoint-dir", str(tmp_path / "ck")],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        client = MlflowClient(url)
+        deadline = time.time() + 120
+        while time.time() < deadline:  # wait for the first logged epoch
+            runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+            if runs and client.get_metric_history(runs[0].info.run_id, "loss"):
+                break
+            time.sleep(1)
+        else:
+            proc.kill()
+            pytest.fail("no epoch was logged")
+    t0 = time.time()  # the server is stopped here
+    try:
+        out, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        pytest.fail("training did not stop within 180 s of the server's end")
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("WARNING")]
+    assert proc.returncode == 2, err[-3000:]
+    assert "Traceback" not in err and lines[-1].startswith("error: the tracking store") and "--checkpoint-dir" in lines[-1]
+    assert time.time() - t0 < 60
+    assert (tmp_path / "ck").is_dir()
+
+
+def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path):
+    uri = f"sqlite:///{tmp_path}/new.db"
+    code = "import sys; from tracking.store import prepare; print(prepare(sys.argv[1], 'aesweep-same')[1])"
+    procs = [subprocess.Popen([sys.executable, "-c", code, uri], cwd=ROOT, env=env_for(uri), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-800:] for o in outs]
+    assert len({o[0].strip() for o in outs}) == 1  # one experiment, found by all
+
+
+def test_a_store_that_is_not_sqlite_is_one_line(tmp_path):
+    bad = tmp_path / "notes.db"
+    bad.write_text("not a database\n" * 100)
+    out = subprocess.run([sys.executable, "-m", "training", "--epochs", "1", "--tracking-uri", f"sqlite:///{bad}"],
+                         cwd=ROOT, env=env_for(f"sqlite:///{bad}"), capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert out.returncode == 2 and len(lines) == 1 and "cannot open tracking store" in lines[0], out.stderr[-2000:]

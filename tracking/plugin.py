@@ -34,8 +34,20 @@ def session(args, config, data):
     from tracking.session import tracked_run
 
     name = args.register_as or (f"{config.model}-{dataset_label(config.dataset)}" if args.register else None)
-    with tracked_run(config, data, tracking_uri=args.tracking_uri, experiment=args.experiment,
-                     run_name=args.run_name, system_metrics=not args.no_system_metrics,
-                     image_every=args.image_every, register_as=name,
-                     registry_metric=args.registry_metric) as run:
-        yield [run.callback]
+    from tracking.session import store_gone
+    from tracking.store import TrackingError, resolve_uri
+
+    try:
+        with tracked_run(config, data, tracking_uri=args.tracking_uri, experiment=args.experiment,
+                         run_name=args.run_name, system_metrics=not args.no_system_metrics,
+                         image_every=args.image_every, register_as=name,
+                         registry_metric=args.registry_metric) as run:
+            yield [run.callback]
+    except Exception as e:
+        if not store_gone(e):
+            raise
+        from tracking.secrets import safe_uri
+
+        where = f"; --checkpoint-dir {args.checkpoint_dir} resumes it" if args.checkpoint_dir else ""
+        raise TrackingError(f"the tracking store {safe_uri(resolve_uri(args.tracking_uri))} stopped answering, "
+                            f"so the training stopped and its run could not be closed{where}; start the server again") from None

@@ -94,16 +94,31 @@ def ending_run(defer_sigterm: bool = True):
         raise
     except BaseException as e:
         outcome["status"] = "FAILED"
-        mlflow.set_tag("failure_reason", redact(f"{type(e).__name__}: {e}")[:4000])
+        if not store_gone(e):  # a store that stopped answering would only make us wait again
+            mlflow.set_tag("failure_reason", redact(f"{type(e).__name__}: {e}")[:4000])
         raise
     finally:
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, signal.SIG_IGN) if main else None  # we are ending anyway
         try:
             mlflow.end_run(status=outcome["status"])
+        except Exception as e:
+            if not store_gone(e):
+                raise
+            # The server is gone: the run cannot be closed now; the exception on its way out says so.
         finally:
             if main:
                 signal.signal(signal.SIGTERM, previous)
+
+
+def store_gone(e: BaseException) -> bool:
+    """Whether `e` says the tracking server stopped answering (after MLflow's bounded retries)."""
+    import requests
+
+    text = str(e)
+    return isinstance(e, requests.exceptions.ConnectionError) or any(
+        s in text for s in ("Max retries exceeded", "Connection refused", "Failed to establish a new connection",
+                            "Read timed out"))
 
 
 @contextlib.contextmanager

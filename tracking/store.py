@@ -1,6 +1,7 @@
 """Where runs go: the tracking URI, a store created once, experiments, and a reachability check."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -9,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import mlflow
+from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
 from tracking.secrets import safe_uri
@@ -72,24 +74,51 @@ def prepare(uri: str | None = None, experiment: str | None = None) -> tuple[str,
     subprocesses and Ray workers started afterwards use the same absolute URI.
     """
     uri = resolve_uri(uri)
+    bound_retries()
     check_reachable(uri)
+    lock = contextlib.nullcontext()
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        db = Path(uri[len("sqlite:///"):])
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TrackingError(f"cannot create the folder of tracking store {db} ({e.strerror}); "
+                                f"pass a writable --tracking-uri") from None
+        if not os.access(db.parent, os.W_OK):
+            raise TrackingError(f"tracking store folder {db.parent} is not writable; pass a writable --tracking-uri")
+        # A fresh SQLite store is created and migrated by the first process; others wait (concurrent
+        # migrations fail with "Online migration expected to match one row").
+        lock = FileLock(f"{db}.lock", timeout=300)
     mlflow.set_tracking_uri(uri)
     os.environ[ENV_URI] = uri
-    client = MlflowClient(uri)
-    try:
-        client.search_experiments(max_results=1)  # creates and migrates a fresh SQLite store
-    except Exception as e:
-        raise TrackingError(f"cannot open tracking store {safe_uri(uri)}: "
-                            f"{safe_uri(str(e).splitlines()[0] if str(e) else type(e).__name__)}") from None
-    experiment_id = None
-    if experiment:
-        found = client.get_experiment_by_name(experiment)
-        if found is not None and found.lifecycle_stage == "deleted":
-            client.restore_experiment(found.experiment_id)
-        experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    with lock:
+        try:
+            client = MlflowClient(uri)  # creates and migrates a fresh SQLite store
+            client.search_experiments(max_results=1)
+        except Exception as e:
+            raise TrackingError(f"cannot open tracking store {safe_uri(uri)}: "
+                                f"{safe_uri(str(e).splitlines()[0] if str(e) else type(e).__name__)}; is it an "
+                                f"MLflow store? pass another --tracking-uri") from None
+        experiment_id = None
+        if experiment:
+            found = client.get_experiment_by_name(experiment)
+            if found is not None and found.lifecycle_stage == "deleted":
+                client.restore_experiment(found.experiment_id)
+            experiment_id = found.experiment_id if found else client.create_experiment(experiment)
     return uri, experiment_id
+
+
+# MLflow's own HTTP retries total about 4 minutes per call (7 retries, backoff 2, 120 s timeout): a
+# tracking server that is gone then hangs a training for many minutes, call after call. Ours: 4 retries
+# with backoff 1 s (1+2+4+8 s) and a 10 s timeout per request, so one call gives up within about a
+# minute. Any MLFLOW_HTTP_REQUEST_* value the user set is kept.
+RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+def bound_retries() -> None:
+    for key, value in RETRY_DEFAULTS.items():
+        os.environ.setdefault(key, value)
 
 
 def default_experiment(model: str, dataset: str) -> str:
