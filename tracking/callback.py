@@ -18,10 +18,11 @@ MAX_IMAGE_STEPS = 10
 
 
 def image_schedule(epochs: int, every: int | None) -> list[int]:
-    """The epochs that log images: every `every` epochs (default and at least: epochs / MAX_IMAGE_STEPS, rounded
-    up), plus the last one, so a run logs at most MAX_IMAGE_STEPS image steps however long it trains. A run stopped
-    early also logs its last epoch's images (`on_train_end`), which keeps it within the bound."""
-    interval = max(1, every or 1, math.ceil(epochs / MAX_IMAGE_STEPS))
+    """The epochs that log images: every `every` epochs (default 1), thinned to a multiple of `every` when that
+    would make more than MAX_IMAGE_STEPS steps, plus the last epoch: at most MAX_IMAGE_STEPS image steps however
+    long the run. A run stopped early also logs its last epoch's images (`on_train_end`), within the bound."""
+    every = max(1, every or 1)
+    interval = every * math.ceil(math.ceil(epochs / MAX_IMAGE_STEPS) / every)
     return sorted(set(range(interval, epochs + 1, interval)) | {epochs})
 
 
