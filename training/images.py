@@ -129,7 +129,8 @@ def traversal(model, x_ref: np.ndarray, steps: int = 9) -> np.ndarray:
               else "unit swept from its min to its max on the validation images")
     return labelled_grid(s.images, title=f"latent traversal ({shown})",
                          rows=[f"z{d}\nvar {a:.2g}" for d, a in zip(s.dims, s.activity)],
-                         cols=cols, xlabel=xlabel, ylabel="dimension, variance of E[z|x]")
+                         cols=cols, xlabel=xlabel,
+                         ylabel="dimension, variance of " + ("E[z|x]" if s.vae else "the code") + " over x")
 
 
 # ------------------------------------------------------------------ other pictures
