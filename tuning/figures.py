@@ -23,7 +23,7 @@ LOG_SCALE = ("learning_rate", "sparsity_weight", "weight_decay")
 SHORT = {"latent_dim": "latent", "learning_rate": "lr", "kl_weight": "beta", "sparsity_weight": "sparsity",
          "sparsity_target": "rho", "batch_size": "batch", "weight_decay": "wd"}
 HYPERPARAMETERS = {f.name for f in fields(TrainConfig)} - set(NOT_SEARCHABLE)
-PANEL_BUDGET_PX = 2000  # widest top_traversals.png before panels wrap onto another row
+PANEL_BUDGET_PX = 2400  # widest top_traversals.png before panels wrap onto another row (3 digit traversals)
 
 
 def _plt():
@@ -93,7 +93,12 @@ def comparison_figure(df, metric: str):
             if mask.any():
                 ax.scatter(data[p][mask], data[metric][mask], s=36, **style)
         if _log_axis(p, data[p]):
+            from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 3.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda t, _: fmt(float(t))))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(name(p) + (" (log)" if _log_axis(p, data[p]) else ""))
         ax.grid(alpha=0.3)
         if i == 0:
@@ -104,18 +109,23 @@ def comparison_figure(df, metric: str):
     return fig
 
 
-def _ticks(column: str, values: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Tick values inside the column's range, in its own units, and whether its axis is logarithmic."""
+def _ticks(column: str, values: np.ndarray, integer: bool) -> tuple[list[float], bool]:
+    """Tick values for one parallel axis in the column's own units (its range's ends, then round values or an
+    integer column's few values), none closer than 7% of the axis to another; and whether the axis is log."""
     from matplotlib.ticker import LogLocator, MaxNLocator
 
     lo, hi = float(values.min()), float(values.max())
     log = _log_axis(column, values)
     unique = np.unique(values)
-    if len(unique) <= 6:
-        return unique, log
-    ticks = (LogLocator(subs=(1.0, 3.0)) if log else MaxNLocator(5)).tick_values(lo, hi)
-    ticks = ticks[(ticks >= lo) & (ticks <= hi)]
-    return (ticks if len(ticks) >= 2 else np.array([lo, hi])), log
+    inner = unique if integer and len(unique) <= 8 else \
+        (LogLocator(subs=(1.0, 3.0)) if log else MaxNLocator(5)).tick_values(lo, hi)
+    f = np.log10 if log else float
+    span = (f(hi) - f(lo)) or 1.0
+    kept: list[float] = []
+    for t in [lo, hi, *inner]:
+        if lo <= t <= hi and all(abs(f(t) - f(k)) >= 0.07 * span for k in kept):
+            kept.append(float(t))
+    return kept, log
 
 
 def _parallel_coordinates(ax, data, cols: list[str], metric: str, stopped: np.ndarray) -> None:
@@ -123,8 +133,8 @@ def _parallel_coordinates(ax, data, cols: list[str], metric: str, stopped: np.nd
     scaled = np.zeros((len(data), len(cols)))
     for j, c in enumerate(cols):
         v = data[c].to_numpy(dtype=float)
-        ticks, log = _ticks(c, v)
         integer = np.issubdtype(data[c].dtype, np.integer)
+        ticks, log = _ticks(c, v, integer)
         f = np.log10 if log else (lambda a: np.asarray(a, dtype=float))
         lo, hi = f(v.min()), f(v.max())
         span = hi - lo
@@ -162,8 +172,8 @@ def traversal_panel(panels: list[tuple[dict, np.ndarray]], metric: str, swept: l
     dpi, gap, title_px = 100, 16, 46
     h = max(im.shape[0] for _, im in panels)
     w = max(im.shape[1] for _, im in panels)
-    cols = max(1, min(len(panels), PANEL_BUDGET_PX // (w + gap)))
-    rows = math.ceil(len(panels) / cols)
+    rows = math.ceil(len(panels) / max(1, PANEL_BUDGET_PX // (w + gap)))
+    cols = math.ceil(len(panels) / rows)  # balanced: 4 panels as 2 x 2 rather than 3 + 1
     width, height = cols * (w + gap) + gap, rows * (h + title_px) + gap
     fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="white")
     for k, (row, image) in enumerate(panels):
