@@ -14,9 +14,16 @@ from tracking.secrets import redact_dict
 log = logging.getLogger("aesweep.tracking")
 
 
-def image_schedule(epochs: int, every: int | None) -> int:
-    """Log images every `every` epochs (default: about five times per run) and at the end."""
-    return max(1, every if every else math.ceil(epochs / 5))
+MAX_IMAGE_STEPS = 10
+
+
+def image_schedule(epochs: int, every: int | None) -> list[int]:
+    """The epochs that log images: every `every` epochs (default 1), thinned to a multiple of `every` when that
+    would make more than MAX_IMAGE_STEPS steps, plus the last epoch: at most MAX_IMAGE_STEPS image steps however
+    long the run. A run stopped early also logs its last epoch's images (`on_train_end`), within the bound."""
+    every = max(1, every or 1)
+    interval = every * math.ceil(math.ceil(epochs / MAX_IMAGE_STEPS) / every)
+    return sorted(set(range(interval, epochs + 1, interval)) | {epochs})
 
 
 class MlflowCallback(Callback):
@@ -59,8 +66,7 @@ class MlflowCallback(Callback):
             return  # logged before the process that made the last checkpoint died: no duplicate steps
         mlflow.log_metrics({k: float(v) for k, v in logs.items() if k != "seconds"} |
                            {"epoch_seconds": float(logs.get("seconds", 0.0))}, step=epoch)
-        every = image_schedule(context.config.epochs, self.image_every)
-        if epoch % every == 0 or epoch == context.config.epochs:
+        if epoch in image_schedule(context.config.epochs, self.image_every):
             self._log_images(context, epoch)
 
     def on_cluster_epoch_end(self, epoch, logs, context):
@@ -93,7 +99,7 @@ class MlflowCallback(Callback):
         final = result.history[-1] if result.history else {}
         mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if k not in final or final[k] != v},
                            step=last)
-        if last and last % image_schedule(context.config.epochs, self.image_every) and last != context.config.epochs:
+        if last and last not in image_schedule(context.config.epochs, self.image_every):
             self._log_images(context, last)  # a run stopped early still ends with its final images
         from training.images import loss_curves
 

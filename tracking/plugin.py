@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="final metric deciding the champion (default: test_log_likelihood for the VAE, "
                         "cluster_acc_test for the SAE)")
     g.add_argument("--image-every", type=int, default=None, metavar="N",
-                   help="log images every N epochs (default: about five times per run, and at the end)")
+                   help="log images every N epochs, and at the end (at most 10 image steps per run: "
+                        "longer runs log less often)")
     g.add_argument("--no-system-metrics", action="store_true", help="do not sample CPU / memory / GPU use")
 
 

@@ -74,7 +74,7 @@ def summarize(results, sweep, uri: str, experiment_id: str, parent_id: str) -> d
                         and not k.startswith("config.") and math.isfinite(float(v))})
     mlflow.log_params({f"best.{k[7:]}": v for k, v in best.items() if k.startswith("config.")})
     mlflow.set_tags({"best_trial": best["trial_id"], "best_run_id": best["run_id"]})
-    log_traversal_panel(client, [r for r in rows if r["final"] and r["run_id"]][:sweep.top_k], metric)
+    log_traversal_panel(client, rows, metric, sweep.top_k)
     summary["registration"] = register_best(client, best, sweep)
     print_summary(rows, best, metric, summary["registration"], uri, sweep)
     return summary
@@ -113,6 +113,8 @@ def log_comparison(rows: list[dict], metric: str) -> None:
         df.to_csv(f"{tmp}/trials.csv", index=False)
         mlflow.log_artifact(f"{tmp}/trials.csv")
     try:
+        from tuning.figures import comparison_figure
+
         fig = comparison_figure(df, metric)
         if fig is not None:
             mlflow.log_figure(fig, "figures/hyperparameters.png")
@@ -123,68 +125,29 @@ def log_comparison(rows: list[dict], metric: str) -> None:
         print(f"[aesweep] warning: could not draw the comparison figure: {e}")
 
 
-def comparison_figure(df, metric: str):
-    """Each searched hyperparameter against `metric`, and a parallel-coordinates panel."""
-    import matplotlib
+def log_traversal_panel(client, rows: list[dict], metric: str, top_k: int) -> None:
+    """The `top_k` best finished trials' final latent traversals side by side (tuning/figures.py draws it)."""
+    import pandas as pd
+    from matplotlib.image import imread
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    params = [c for c in df.columns if c.startswith("config.") and df[c].nunique() > 1
-              and np.issubdtype(df[c].dtype, np.number)]
-    if metric not in df or not params:
-        return None
-    data = df[params + [metric]].dropna()
-    fig, axes = plt.subplots(1, len(params) + 1, figsize=(4 * (len(params) + 1), 3.6))
-    for ax, p in zip(axes, params):
-        ax.scatter(data[p], data[metric])
-        ax.set_xlabel(p[7:])
-        ax.set_ylabel(metric)
-        if p[7:] in ("learning_rate", "sparsity_weight") and (data[p] > 0).all():
-            ax.set_xscale("log")
-    ax = axes[-1]
-    cols = params + [metric]
-    scaled = data[cols].copy()
-    for c in cols:
-        v = np.log10(scaled[c]) if c[7:] in ("learning_rate", "sparsity_weight") and (scaled[c] > 0).all() \
-            else scaled[c]
-        span = v.max() - v.min()
-        scaled[c] = (v - v.min()) / span if span else 0.5
-    colours = plt.cm.viridis(scaled[metric].to_numpy())
-    for i, (_, row) in enumerate(scaled.iterrows()):
-        ax.plot(range(len(cols)), row.to_numpy(), color=colours[i], alpha=0.8)
-    ax.set_xticks(range(len(cols)), [c.replace("config.", "") for c in cols], rotation=30, ha="right")
-    ax.set_title("parallel coordinates (scaled)")
-    fig.tight_layout()
-    return fig
-
-
-def log_traversal_panel(client, top: list[dict], metric: str) -> None:
-    """The top trials' final latent traversals side by side, one column per trial."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tuning.figures import swept_columns, traversal_panel
 
     panels = []
     with tempfile.TemporaryDirectory() as tmp:
-        for row in top:
+        for row in [r for r in rows if r["final"] and r["run_id"]][:top_k]:
             found = [(int(m["step"]), a.path) for a in client.list_artifacts(row["run_id"], "images")
                      if (m := IMAGE.match(a.path))]
             if not found:
                 continue
             path = client.download_artifacts(row["run_id"], max(found)[1], tmp)
-            panels.append((row, plt.imread(path)))
+            image = imread(path)  # floats in [0, 1]: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA
+            panels.append((row, (image if image.ndim == 2 else image[..., :3]) * 255))
     if not panels:
         return
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 4.2), squeeze=False)
-    for ax, (row, image) in zip(axes[0], panels):
-        ax.imshow(image, cmap="gray")
-        ax.set_axis_off()
-        ax.set_title(f"{row['trial_id']}\nlatent {row.get('config.latent_dim', '?')}, {metric} {row[metric]:.3g}",
-                     fontsize=8)
-    fig.tight_layout()
+    fig = traversal_panel(panels, metric, swept_columns(pd.DataFrame(rows)))
     mlflow.log_figure(fig, "figures/top_traversals.png")
+    import matplotlib.pyplot as plt
+
     plt.close(fig)
 
 
