@@ -44,6 +44,8 @@ def session(args, config, data):
                          image_every=args.image_every, register_as=name,
                          registry_metric=args.registry_metric) as run:
             yield [run.callback]
+    except TrackingError:
+        raise  # already one line (e.g. unreachable before training)
     except Exception as e:
         if not store_gone(e):
             raise

@@ -34,6 +34,18 @@ def load_plugins() -> list:
     return found
 
 
+def writable(folder: Path, flag: str) -> None:
+    """Make `folder` and check that files can be written in it, or fail with one line."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".aesweep-write-check"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write to {flag} {folder} ({e.strerror or type(e).__name__}); give a writable "
+                        f"folder") from None
+
+
 def build_parser(plugins=()) -> argparse.ArgumentParser:
     p = OneLineErrors(prog="python -m training", description=__doc__.split("\n\n")[0])
     add_preset_argument(p)
@@ -52,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(plugins).parse_args(argv)
     try:
         config = config_from_args(args)
+        out = Path(args.out or f"runs/{config.model}-{config.dataset.replace(':', '_').replace('/', '_')}")
+        writable(out, "--out")  # found now, not after the training
+        if args.checkpoint_dir:
+            writable(Path(args.checkpoint_dir), "--checkpoint-dir")
         from training.loop import train
         from training.callbacks import ProgressPrinter
         from training.data import load_dataset
@@ -72,8 +88,6 @@ def main(argv: list[str] | None = None) -> int:
         print("[aesweep] interrupted: any MLflow run was closed as KILLED; --checkpoint-dir runs resume",
               file=sys.stderr)
         return 130
-    out = Path(args.out or f"runs/{config.model}-{config.dataset.replace(':', '_').replace('/', '_')}")
-    out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(
         {"status": result.status, "epochs": result.epochs_completed, **result.metrics}, indent=2) + "\n")
     if not result.diverged:

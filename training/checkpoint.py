@@ -37,7 +37,13 @@ def exists(directory: str | os.PathLike | None) -> bool:
 
 
 def read_state(directory: str | os.PathLike) -> dict:
-    return json.loads((Path(directory) / STATE).read_text())
+    try:
+        state = json.loads((Path(directory) / STATE).read_text())
+        int(state["epoch"]), list(state["history"]), dict(state["config"])
+        return state
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"checkpoint in {directory} is damaged ({STATE}: {type(e).__name__}); delete it or use a "
+                          f"fresh --checkpoint-dir") from None
 
 
 def restore(directory: str | os.PathLike, model, optimizer, config_dict: dict) -> tuple[int, list[dict]]:
@@ -51,9 +57,14 @@ def restore(directory: str | os.PathLike, model, optimizer, config_dict: dict) -
         diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
         raise ConfigError(f"checkpoint in {directory} was made with a different config ({', '.join(diff)}); "
                          f"use a fresh checkpoint directory or the same config")
-    with np.load(Path(directory) / WEIGHTS, allow_pickle=False) as z:
-        for i, v in enumerate(model.weights):
-            v.assign(z[f"m{i}"])
-        for i, v in enumerate(optimizer.variables):
-            v.assign(z[f"o{i}"])
+    try:
+        with np.load(Path(directory) / WEIGHTS, allow_pickle=False) as z:
+            for i, v in enumerate(model.weights):
+                v.assign(z[f"m{i}"])
+            for i, v in enumerate(optimizer.variables):
+                v.assign(z[f"o{i}"])
+    except Exception as e:  # truncated, or made for other shapes: nothing of it is used
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"checkpoint in {directory} cannot be loaded ({first[:200]}); delete it or use a fresh "
+                          f"--checkpoint-dir") from None
     return int(state["epoch"]), list(state["history"])

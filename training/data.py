@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import os
 import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,6 +243,8 @@ def _npz(name: str, path_text: str, split_seed: int, val_fraction: float) -> Dat
         raise DataError("dataset 'npz:' needs a path, e.g. npz:/data/my_images.npz")
     if not path.is_file():
         raise DataError(f"{path}: file not found; give an existing .npz with x_train (N,H,W) images")
+    if not zipfile.is_zipfile(path):  # np.load would take other bytes for a pickle and talk about pickles
+        raise DataError(f"{path}: not an .npz file (a zip of .npy arrays); save your arrays with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
