@@ -416,7 +416,8 @@ def test_unseeded_sweeps_draw_a_fresh_seed():
 def test_trial_labels_are_short_and_readable():
     from tuning.labels import trial_label
 
-    assert trial_label({"latent_dim": 16, "learning_rate": 7.89e-4, "kl_weight": 3.02}) == "latent=16 lr=7.9e-4 beta=3.0"
+    label = trial_label({"latent_dim": 16, "learning_rate": 7.89e-4, "kl_weight": 3.02})
+    assert label == "latent=16 lr=7.9e-4 beta=3.0"
     assert trial_label({"sparsity_weight": 0.0123, "sparsity_target": 0.05, "hidden": "128,64"}) == \
         "sparsity=0.012 rho=0.05 hidden=128,64"
     assert trial_label({}) == ""

@@ -43,7 +43,8 @@ class MlflowCallback(Callback):
             self.logged_through = max((m.step for m in history), default=0)
         from tracking.params import log_params
 
-        log_params({k: v for k, v in applicable_params(c).items() if self.param_keys is None or k in self.param_keys},
+        params = applicable_params(c)
+        log_params({k: v for k, v in params.items() if self.param_keys is None or k in self.param_keys},
                    run.info.run_id)
         mlflow.set_tags({"model_kind": c.model, "dataset": c.dataset, "dataset_digest": d.digest,
                          "strategy": context.strategy_name, "replicas": context.num_replicas,

@@ -227,7 +227,8 @@ def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, par
     from tuning.trial import TrialSetup, run_trial
 
     setup = TrialSetup(base=sweep.base, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent_id,
-                       swept=sweep.swept, storage_path=str(storage / sweep.name), workers_per_trial=sweep.workers_per_trial,
+                       swept=sweep.swept, storage_path=str(storage / sweep.name),
+                       workers_per_trial=sweep.workers_per_trial,
                        cpus_per_worker=sweep.cpus_per_trial, gpus_per_worker=sweep.gpus_per_trial,
                        image_every=sweep.image_every, system_metrics=sweep.system_metrics, verbose=sweep.verbose)
     if sweep.workers_per_trial > 1:
