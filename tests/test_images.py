@@ -86,27 +86,32 @@ def test_image_cadence_is_bounded_and_ends_at_the_last_epoch():
 
 
 def trial_table():
+    """Rows as tuning.summary.trial_table makes them: flat columns."""
     import pandas as pd
+
+    from tuning.labels import trial_label
 
     rng = np.random.default_rng(0)
     n = 8
-    df = pd.DataFrame({"trial_id": [f"t{i}" for i in range(n)], "status": "FINISHED",
-                       "final": [True] * 5 + [False] * 3, "epochs": [10] * 5 + [3] * 3,
-                       "config.latent_dim": [16, 2, 4, 8, 32, 2, 4, 8],
-                       "config.learning_rate": 10 ** rng.uniform(-4, -2.5, n),
-                       "config.kl_weight": rng.uniform(0.25, 4, n), "config.hidden": "256,128",
-                       "config.epochs": 10, "val_elbo": rng.normal(-30, 4, n)})
-    df.loc[0, ["config.learning_rate", "config.kl_weight"]] = [7.9e-4, 3.0]
+    df = pd.DataFrame({"trial": [f"t{i}" for i in range(n)], "status": "FINISHED",
+                       "stopped_early": [False] * 5 + [True] * 3, "epochs": [10] * 5 + [3] * 3,
+                       "latent_dim": [16, 2, 4, 8, 32, 2, 4, 8],
+                       "learning_rate": 10 ** rng.uniform(-4, -2.5, n),
+                       "kl_weight": rng.uniform(0.25, 4, n), "hidden": "256,128",
+                       "val_elbo": rng.normal(-30, 4, n)})
+    df.loc[0, ["learning_rate", "kl_weight"]] = [7.9e-4, 3.0]
+    df["run_name"] = [trial_label({k: r[k] for k in ("latent_dim", "learning_rate", "kl_weight")})
+                      for r in df.to_dict("records")]
     return df
 
 
 def test_trial_labels_are_readable():
-    from tuning.figures import fmt, swept_columns, trial_label
+    from tuning.figures import fmt, swept_columns
 
     df = trial_table()
     swept = swept_columns(df)
-    assert swept == ["config.latent_dim", "config.learning_rate", "config.kl_weight"]  # constants left out
-    assert trial_label(df.iloc[0], swept) == "latent=16 lr=7.9e-4 beta=3.0"
+    assert swept == ["latent_dim", "learning_rate", "kl_weight"]  # constants left out
+    assert df["run_name"][0] == "latent=16 lr=7.9e-4 beta=3.0"
     assert [fmt(v) for v in (0.25, 2.0, 1e-4, 12345.0, np.int64(8))] == ["0.25", "2.0", "1.0e-4", "1.2e4", "8"]
 
 
@@ -129,20 +134,20 @@ def test_comparison_figure_marks_stopped_trials_and_labels_real_values():
     assert sum(line.get_linestyle() == "--" for line in parallel.lines) == 3
     fig.canvas.draw()
     plt.close(fig)
-    assert comparison_figure(trial_table().drop(columns=["config.kl_weight", "config.learning_rate",
-                                                          "config.latent_dim"]), "val_elbo") is None
+    assert comparison_figure(trial_table().drop(columns=["kl_weight", "learning_rate", "latent_dim"]),
+                             "val_elbo") is None
 
 
 def test_traversal_panel_puts_trials_side_by_side_at_their_size():
     import matplotlib.pyplot as plt
 
-    from tuning.figures import swept_columns, traversal_panel
+    from tuning.figures import traversal_panel
 
     df = trial_table()
     image = np.zeros((500, 300, 3), np.uint8)
     image[10:74, 10:74] = 200
     rows = df.to_dict("records")[:3]
-    fig = traversal_panel([(r, image) for r in rows], "val_elbo", swept_columns(df))
+    fig = traversal_panel([(r, image) for r in rows], "val_elbo")
     fig.canvas.draw()
     w, h = fig.canvas.get_width_height()
     assert w >= 3 * 300 and h < 500 + 100  # one row, little more than the images' height

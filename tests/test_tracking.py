@@ -56,6 +56,10 @@ def test_one_finished_run_with_histories(sqlite_run):
     for key in ("test_log_likelihood", "test_elbo", "test_recon_mse", "cluster_acc_test", "nmi_test", "val_loss"):
         assert key in run.data.metrics
     assert run.data.params["latent_dim"] == "2" and run.data.params["hidden"] == "32"
+    # Its full config, but only what applies to a VAE, and never '' or None.
+    assert {"kl_weight", "iw_samples", "seed", "epochs"} <= set(run.data.params)
+    assert not {"sparsity_weight", "cluster_weight", "contrast_temperature", "data_dir"} & set(run.data.params)
+    assert all(v not in ("", "None") for v in run.data.params.values())
     assert run.data.tags["dataset_digest"] and run.data.tags["strategy"] == "DefaultStrategy"
     assert run.data.tags["replicas"] == "1" and run.data.tags["model_kind"] == "vae"
     assert any(k.startswith("system/cpu_utilization") for k in run.data.metrics), sorted(run.data.metrics)
@@ -91,16 +95,30 @@ def test_registered_champion_loads_and_reconstructs(sqlite_run):
     inner = model.unwrap_python_model()
     assert inner.decode(np.zeros((3, 2), np.float32)).shape == (3, 8, 8)
     assert inner.sample(4).shape == (4, 8, 8)
-    keras_model = mlflow.keras.load_model(f"runs:/{mv.tags['source_run']}/model")
+    keras_model = mlflow.keras.load_model(f"runs:/{mv.tags['source_run']}/vae-digits-keras")
     np.testing.assert_allclose(np.asarray(keras_model(x)), recon, rtol=1e-5, atol=1e-6)
     assert "registered vae-digits version 1: is now vae-digits@champion" in sqlite_run["stdout"]
+
+
+def test_logged_models_are_named_and_carry_their_metrics(sqlite_run):
+    client, run = sqlite_run["client"], sqlite_run["runs"][0]
+    models = {m.name: m for m in client.search_logged_models([run.info.experiment_id])}
+    assert set(models) == {"vae-digits", "vae-digits-keras"}
+    assert run.data.tags["pyfunc_model_uri"] == f"models:/{models['vae-digits'].model_id}"
+    for model in models.values():
+        linked = {m.key: m for m in model.metrics}
+        assert {"val_elbo", "val_loss", "test_log_likelihood", "test_recon_mse"} <= set(linked)
+        assert linked["test_log_likelihood"].value == run.data.metrics["test_log_likelihood"]
+        assert model.params["latent_dim"] == "2" and "sparsity_weight" not in model.params
+    # Linking added no second point to the run's history at the last epoch.
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_elbo")] == list(range(1, EPOCHS + 1))
 
 
 def test_alias_moves_only_on_improvement(sqlite_run):
     from tracking.registry import register
 
     client, run_id = sqlite_run["client"], sqlite_run["runs"][0].info.run_id
-    uri = f"runs:/{run_id}/pyfunc"
+    uri = f"runs:/{run_id}/vae-digits"
     import mlflow
 
     mlflow.set_tracking_uri(sqlite_run["uri"])
@@ -227,7 +245,8 @@ def test_best_lists_runs_with_model_uris(sqlite_run):
     out = subprocess.run([sys.executable, "-m", "tracking", "best", "--tracking-uri", sqlite_run["uri"]],
                          capture_output=True, text=True, timeout=120)
     run_id = sqlite_run["runs"][0].info.run_id
-    assert out.returncode == 0 and "aesweep-vae-digits" in out.stdout and f"runs:/{run_id}/pyfunc" in out.stdout
+    model_uri = sqlite_run["runs"][0].data.tags["pyfunc_model_uri"]
+    assert out.returncode == 0 and "aesweep-vae-digits" in out.stdout and model_uri in out.stdout
     out = subprocess.run([sys.executable, "-m", "tracking", "best", "--tracking-uri", sqlite_run["uri"],
                           "--experiment", "nope"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "no experiment named 'nope'" in out.stdout

@@ -9,7 +9,7 @@ import mlflow
 import numpy as np
 
 from training.callbacks import Callback
-from tracking.secrets import redact_dict
+from training.config import applicable_params
 
 log = logging.getLogger("aesweep.tracking")
 
@@ -30,8 +30,12 @@ class MlflowCallback(Callback):
     """Params, tags and lineage at the start; metrics and images by epoch; final metrics, figures
     and the model at the end. Image logging failures only warn: they never stop training."""
 
-    def __init__(self, image_every: int | None = None, log_model: bool = True, dataset_inputs: bool = True):
+    def __init__(self, image_every: int | None = None, log_model: bool = True, dataset_inputs: bool = True,
+                 param_keys: tuple[str, ...] | None = None):
+        """param_keys: the config fields this run records (a sweep's trial: its swept ones; the sweep's
+        constants are on its parent); None: every field that applies to the model."""
         self.image_every = image_every
+        self.param_keys = param_keys
         self.log_model = log_model
         self.dataset_inputs = dataset_inputs
         self.model_uris: dict[str, str] = {}
@@ -44,9 +48,11 @@ class MlflowCallback(Callback):
         if context.start_epoch or run.data.metrics:
             history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")
             self.logged_through = max((m.step for m in history), default=0)
-        if context.start_epoch == 0 or not run.data.params:
-            mlflow.log_params(redact_dict({k: (",".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
-                                           for k, v in c.to_dict().items()}))
+        from tracking.params import log_params
+
+        params = applicable_params(c)
+        log_params({k: v for k, v in params.items() if self.param_keys is None or k in self.param_keys},
+                   run.info.run_id)
         mlflow.set_tags({"model_kind": c.model, "dataset": c.dataset, "dataset_digest": d.digest,
                          "strategy": context.strategy_name, "replicas": context.num_replicas,
                          "workers": context.num_workers, "recon_likelihood": c.resolved_recon_loss()})
@@ -113,6 +119,11 @@ class MlflowCallback(Callback):
         except Exception as e:
             warnings.warn(f"could not log the loss-curve figure: {e}")
         if self.log_model:
-            from tracking.model import log_models
+            from tracking.model import link_metrics, log_models, model_name
 
-            self.model_uris = log_models(result.model, result.dataset.image_shape)
+            self.model_uris = log_models(result.model, result.dataset.image_shape, model_name(context.config))
+            mlflow.set_tag("pyfunc_model_uri", self.model_uris["pyfunc"])
+            # The model's figures: the last epoch's validation metrics and the final (test) ones.
+            linked = {k: float(v) for k, v in final.items() if k.startswith("val_")} | \
+                {k: float(v) for k, v in result.metrics.items()}
+            link_metrics(self.model_uris, {k: v for k, v in linked.items() if math.isfinite(v)}, last)

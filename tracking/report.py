@@ -51,5 +51,5 @@ def print_best(uri: str, experiment: str | None, metric: str | None, top: int) -
         print(header)
         for _, r in runs.iterrows():
             vals = "  ".join(f"{r[f'metrics.{c}']:>18.4f}" for c in cols)
-            print(f"  {r['run_id']:<32}  {vals}  runs:/{r['run_id']}/pyfunc")
+            print(f"  {r['run_id']:<32}  {vals}  {r.get('tags.pyfunc_model_uri') or '-'}")
     return 0

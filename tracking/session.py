@@ -126,8 +126,9 @@ def tracked_run(config, data, tracking_uri: str | None = None, experiment: str |
                 run_id: str | None = None, parent_run_id: str | None = None, run_name: str | None = None,
                 tags: dict | None = None, system_metrics: bool = True, image_every: int | None = None,
                 log_model: bool = True, register_as: str | None = None, registry_metric: str | None = None,
-                quiet: bool = False):
-    """Start (or resume `run_id`) a run for one training, yield a TrackedRun, close it truthfully."""
+                quiet: bool = False, param_keys: tuple[str, ...] | None = None):
+    """Start (or resume `run_id`) a run for one training, yield a TrackedRun, close it truthfully.
+    param_keys: the config fields the run records (see MlflowCallback); None: all that apply."""
     # A resumed run keeps its experiment; only a new run needs one (created here if missing).
     uri, experiment_id = prepare(tracking_uri, None if run_id else
                                  (experiment or default_experiment(config.model, config.dataset)))
@@ -137,7 +138,8 @@ def tracked_run(config, data, tracking_uri: str | None = None, experiment: str |
     metric = default_metric(config.model, data.labelled)
     if registry_metric:
         metric = (registry_metric, "min" if registry_metric.endswith(("mse", "loss")) else "max")
-    callback = MlflowCallback(image_every=image_every, log_model=log_model or bool(register_as))
+    callback = MlflowCallback(image_every=image_every, log_model=log_model or bool(register_as),
+                              param_keys=param_keys)
     active = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id, run_name=run_name,
                               parent_run_id=parent_run_id, tags=all_tags, log_system_metrics=system_metrics)
     tracked = TrackedRun(active.info.run_id, active.info.experiment_id, callback)

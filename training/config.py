@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -203,6 +204,49 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown config key(s) {', '.join(unknown)}: known keys are {', '.join(sorted(known))}")
         return cls(**d)
+
+
+def _vae(v: Mapping[str, Any]) -> bool:
+    return v["model"] == "vae"
+
+
+def _sae(v: Mapping[str, Any]) -> bool:
+    return v["model"] == "sae"
+
+
+def _sae_augmented(v: Mapping[str, Any]) -> bool:
+    return _sae(v) and bool(v["augment_shift"] or v["augment_rotate"])
+
+
+# When a TrainConfig field means something for a run, as a test of the run's config values: fields not
+# listed apply to every run. What does not apply is not recorded (a `sparsity_weight` on a VAE is noise).
+APPLIES_WHEN: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+    "kl_weight": _vae,
+    "iw_train_samples": _vae,
+    "iw_samples": _vae,
+    "iw_refine_steps": _vae,
+    "sparsity_weight": _sae,
+    "sparsity_target": _sae,
+    "input_dropout": _sae,
+    "cluster_epochs": _sae,
+    "cluster_weight": lambda v: _sae(v) and bool(v["cluster_epochs"]),
+    "consistency_weight": _sae_augmented,
+    "contrast_weight": _sae_augmented,
+    "contrast_temperature": lambda v: _sae_augmented(v) and bool(v["contrast_weight"]),
+}
+
+
+def applicable_params(config: TrainConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The fields that apply to this run's model and options, in field order, without unset (None) ones.
+
+    `config` may also be a mapping of field values (e.g. a sweep's base config with a trial's sampled
+    values, not yet validated); missing fields take their defaults.
+        applicable_params(TrainConfig(model="vae"))  # has kl_weight, not sparsity_weight
+    """
+    values = TrainConfig().to_dict() | (config.to_dict() if isinstance(config, TrainConfig) else dict(config))
+    always = lambda v: True  # noqa: E731
+    return {f.name: values[f.name] for f in fields(TrainConfig)
+            if values[f.name] is not None and APPLIES_WHEN.get(f.name, always)(values)}
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:

@@ -11,7 +11,7 @@ import argparse
 import sys
 import time
 
-from training.cli import OneLineErrors, add_config_arguments, add_preset_argument, config_from_args
+from training.cli import OneLineErrors, add_config_arguments, add_preset_argument, config_from_args, optional
 from training.errors import UserError
 
 
@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", choices=("min", "max"), default=None, help="minimise or maximise --metric")
     s.add_argument("--space", default=None, metavar="YAML",
                    help="search-space overrides, e.g. 'latent_dim: {choice: [4, 8]}' (see tuning/space.py)")
+    s.add_argument("--seed", type=optional(int), default=None,
+                   help="seed of the search and of every trial's training (default: a fresh one, logged on the "
+                        "parent run as `seed`: give it to repeat a sweep)")
     s.add_argument("--max-failures", type=int, default=2, help="retries of a failing trial (default: 2)")
     r = p.add_argument_group("resources and cluster")
     r.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial (per worker with "
@@ -55,20 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-system-metrics", action="store_true", help="do not sample CPU / memory / GPU use")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow and Ray worker logs")
     add_preset_argument(p)
-    add_config_arguments(p, skip=("epochs",))
+    add_config_arguments(p, skip=("epochs", "seed"))
     return p
 
 
 def sweep_from_args(args):
     from tuning.space import contain, load_space
-    from tuning.sweep import SweepConfig, metric_for
+    from tuning.sweep import SweepConfig, choose_seed, metric_for
 
     if args.max_epochs is not None and args.max_epochs < 1:
         raise UserError(f"invalid --max-epochs {args.max_epochs}: give at least 1 (or leave it out for the default)")
     if args.num_samples < 1:
         raise UserError(f"invalid --num-samples {args.num_samples}: give at least 1")
     base = config_from_args(args)
-    base = base.replace(epochs=args.max_epochs or (base.epochs if args.preset else 10))
+    base = base.replace(epochs=args.max_epochs or (base.epochs if args.preset else 10),
+                        seed=choose_seed(args.seed))
     metric, mode = metric_for(base, args.metric, args.mode)
     name = args.name or f"{base.model}-{base.dataset.replace(':', '_').replace('/', '_')}-" \
                         f"{time.strftime('%Y%m%d-%H%M%S')}"

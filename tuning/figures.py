@@ -1,13 +1,13 @@
 """Figures of a sweep, drawn from its trial table: pure drawing, a pandas DataFrame (or rows) in, a figure out.
 
     swept_columns(df)                        the hyperparameter columns that vary across trials
-    trial_label(row, swept)                  "latent=16 lr=7.9e-4 beta=3.0"
     comparison_figure(df, metric)            each swept hyperparameter against the metric (early-stopped
                                              trials marked), and a parallel-coordinates panel in real values
-    traversal_panel(panels, metric, swept)   the top trials' final traversals side by side, pixel for pixel
+    traversal_panel(panels, metric)          the top trials' final traversals side by side, pixel for pixel,
+                                             titled with their run names (tuning.labels.trial_label)
 
-Columns are hyperparameters named as TrainConfig fields, bare or prefixed "config."; `final` is False for a
-trial stopped early.
+Columns are hyperparameters named as TrainConfig fields (bare, or prefixed "config."); `stopped_early` is True
+for a trial the scheduler stopped.
 """
 from __future__ import annotations
 
@@ -20,8 +20,6 @@ from training.config import TrainConfig
 from tuning.space import NOT_SEARCHABLE
 
 LOG_SCALE = ("learning_rate", "sparsity_weight", "weight_decay")
-SHORT = {"latent_dim": "latent", "learning_rate": "lr", "kl_weight": "beta", "sparsity_weight": "sparsity",
-         "sparsity_target": "rho", "batch_size": "batch", "weight_decay": "wd"}
 HYPERPARAMETERS = {f.name for f in fields(TrainConfig)} - set(NOT_SEARCHABLE)
 PANEL_BUDGET_PX = 2400  # widest top_traversals.png before panels wrap onto another row (3 digit traversals)
 
@@ -58,16 +56,12 @@ def fmt(value) -> str:
     return s if any(ch in s for ch in ".e") else s + ".0"
 
 
-def trial_label(row, swept: list[str]) -> str:
-    return " ".join(f"{SHORT.get(name(c), name(c))}={fmt(row[c])}" for c in swept if c in row)
-
-
 def _log_axis(column: str, values) -> bool:
     return name(column) in LOG_SCALE and bool((np.asarray(values, dtype=float) > 0).all())
 
 
 def _stopped(df) -> np.ndarray:
-    return ~df["final"].astype(bool).to_numpy() if "final" in df else np.zeros(len(df), bool)
+    return df["stopped_early"].astype(bool).to_numpy() if "stopped_early" in df else np.zeros(len(df), bool)
 
 
 def comparison_figure(df, metric: str):
@@ -164,7 +158,7 @@ def _parallel_coordinates(ax, data, cols: list[str], metric: str, stopped: np.nd
     ax.set_title("parallel coordinates (dashed: stopped early)", fontsize=10, loc="left")
 
 
-def traversal_panel(panels: list[tuple[dict, np.ndarray]], metric: str, swept: list[str]):
+def traversal_panel(panels: list[tuple[dict, np.ndarray]], metric: str):
     """[(trial row, its final traversal image, values in 0..255)], best first -> one figure with the images side by side at
     their own size (one image pixel per figure pixel at the figure's dpi), each titled with its rank, swept
     values and metric. Wraps onto more rows beyond PANEL_BUDGET_PX of width."""
@@ -186,5 +180,5 @@ def traversal_panel(panels: list[tuple[dict, np.ndarray]], metric: str, swept: l
         ax.set_axis_off()
         value = row.get(metric)
         score = f"{metric} {value:.4g}" if isinstance(value, (int, float)) else f"{metric} ?"
-        ax.set_title(f"#{k + 1}  {trial_label(row, swept)}\n{score}", fontsize=12, pad=4)
+        ax.set_title(f"#{k + 1}  {row.get('run_name', '')}\n{score}", fontsize=12, pad=4)
     return fig

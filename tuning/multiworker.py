@@ -57,14 +57,10 @@ def worker_loop(loop_config: dict) -> None:
             from tracking.session import tracked_run
 
             with tracked_run(config, data, tracking_uri=setup.tracking_uri, run_id=loop_config["run_id"],
-                             system_metrics=setup.system_metrics, image_every=setup.image_every,
-                             quiet=True) as tracked:
+                             param_keys=setup.swept, system_metrics=setup.system_metrics,
+                             image_every=setup.image_every, quiet=True) as tracked:
                 result = train(config, callbacks=[tracked.callback, reporter], checkpoint_dir=str(checkpoint_dir),
                                dataset=data)
-                if tracked.callback.model_uris:
-                    import mlflow
-
-                    mlflow.set_tag("pyfunc_model_uri", tracked.callback.model_uris["pyfunc"])
         else:
             result = train(config, callbacks=[reporter], checkpoint_dir=str(checkpoint_dir), dataset=data)
         reporter.finish(result, str(checkpoint_dir))

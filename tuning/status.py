@@ -1,8 +1,9 @@
 """Driver-side Tune callback: each trial's MLflow child run mirrors how the trial ended.
 
 A trial that ASHA stops is ended by Ray without running the rest of its function, so its
-child run would stay RUNNING: this callback marks it KILLED with tag `stopped_early`.
-A trial that errors for good is marked FAILED with the error.
+child run would stay RUNNING: this callback marks it FINISHED (stopping it was the plan, not a
+fault) with tags `stopped_early=true` and `stopped_at_epoch=N`. A trial that errors for good is
+marked FAILED with the error; KILLED stays for interrupts (the trial's own run context).
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from ray import tune
 
 from tracking.secrets import redact
 from tuning.trial import TRIAL_TAG
+
+STOPPED_EARLY, STOPPED_AT = "stopped_early", "stopped_at_epoch"
 
 
 class ChildRunStatus(tune.Callback):
@@ -30,11 +33,9 @@ class ChildRunStatus(tune.Callback):
         if run is None or run.info.status in ("FINISHED", "FAILED"):  # ended by the trial itself (FAILED: diverged)
             return
         if not trial.last_result.get("final"):
-            epoch = trial.last_result.get("epoch", 0)
-            self.client.set_tag(run.info.run_id, "stopped_early", f"stopped by the scheduler after epoch {epoch}")
-            self.client.set_terminated(run.info.run_id, status="KILLED")
-        else:
-            self.client.set_terminated(run.info.run_id, status="FINISHED")
+            self.client.set_tag(run.info.run_id, STOPPED_EARLY, "true")
+            self.client.set_tag(run.info.run_id, STOPPED_AT, str(int(trial.last_result.get("epoch", 0))))
+        self.client.set_terminated(run.info.run_id, status="FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         run = self._child(trial)

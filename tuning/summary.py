@@ -1,24 +1,33 @@
 """End of a sweep: the best trial's model registered, and the comparison logged on the parent run.
 
-On the parent run: `best_*` metrics, the best config as `best.*` params, a table of all trials
-(config and final metrics; `trials.json` in the UI's table view and `trials.csv`), a figure of
-each hyperparameter against the metric with a parallel-coordinates panel, and the top trials'
-latent traversals side by side.
+On the parent run: the sweep metric's best value and the few metrics a user ranks by (`best_*`),
+the best trial's swept values (`best.*` params), a table of all trials with flat columns the UI's
+table view shows (`trials.json`, and `trials.csv`: trial, run name, status, stopped_early, epochs,
+swept values, the metric and key metrics), a figure of each hyperparameter against the metric with
+a parallel-coordinates panel, and the top trials' latent traversals side by side.
 """
 from __future__ import annotations
 
 import math
+import os
 import re
+import shlex
+import sys
 import tempfile
+from pathlib import Path
 
 import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
 
 from tracking.registry import default_metric, register
+from tracking.report import KEY_METRICS
+from tuning.status import STOPPED_AT, STOPPED_EARLY
 from tuning.trial import TRIAL_TAG
 
 IMAGE = re.compile(r"^images/latent_traversal\+step\+(?P<step>\d+)\+.*\.png$")
+# Besides the sweep metric, what the table and the parent's best_* show: the figures a user ranks by.
+RANKING_METRICS = KEY_METRICS + ("active_units",)
 
 
 def children(client: MlflowClient, experiment_id: str, parent_id: str) -> dict[str, object]:
@@ -27,30 +36,40 @@ def children(client: MlflowClient, experiment_id: str, parent_id: str) -> dict[s
     return {r.data.tags.get(TRIAL_TAG): r for r in runs}
 
 
-def trial_table(results, runs: dict) -> list[dict]:
-    """One row per trial: id, status, child run, sampled config and last reported metrics."""
+def trial_table(results, runs: dict, swept: tuple[str, ...], metric: str) -> list[dict]:
+    """One row per trial, flat columns: trial, run_name, status, stopped_early, epochs, the swept values,
+    `metric`, the RANKING_METRICS it has, and run_id."""
     rows = []
     for r in results:
-        trial_id = (r.metrics or {}).get("trial_id")
+        metrics, config = r.metrics or {}, r.config or {}
+        trial_id = metrics.get("trial_id")
         run = runs.get(trial_id)
-        row = {"trial_id": trial_id, "run_id": run.info.run_id if run else None,
-               "status": run.info.status if run else ("ERROR" if r.error else "?"),
-               "final": bool(r.metrics.get("final")) if r.metrics else False,
-               "epochs": int(r.metrics.get("epoch", 0)) if r.metrics else 0,
-               "failure_reason": run.data.tags.get("failure_reason") if run else (str(r.error).strip().splitlines()
-                                                                                  or [None])[-1] if r.error else None}
-        row |= {f"config.{k}": v for k, v in (r.config or {}).items()}
-        row |= {k: v for k, v in (r.metrics or {}).items()
-                if isinstance(v, (int, float)) and not k.startswith(("time_", "timestamp", "training_iteration",
-                                                                      "pid", "iterations_since"))
-                and k not in ("final", "epoch", "done")}
+        tags = run.data.tags if run else {}
+        row = {"trial": trial_id, "run_name": run.info.run_name if run else trial_id,
+               "status": run.info.status if run else ("FAILED" if r.error else "?"),
+               "stopped_early": tags.get(STOPPED_EARLY) == "true",
+               "epochs": int(tags.get(STOPPED_AT) or metrics.get("epoch", 0)),
+               "failure_reason": tags.get("failure_reason") or (last_line(r.error) if r.error else None)}
+        row |= {k: config[k] for k in swept if k in config}
+        row |= {k: metrics[k] for k in (metric, *RANKING_METRICS) if isinstance(metrics.get(k), (int, float))}
+        row["run_id"] = run.info.run_id if run else None
         rows.append(row)
     return rows
 
 
+def last_line(error) -> str | None:
+    lines = [ln for ln in str(error).strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else None
+
+
+def trained_to_end(row: dict) -> bool:
+    return row["status"] == "FINISHED" and not row["stopped_early"]
+
+
 def best_row(rows: list[dict], metric: str, mode: str) -> dict | None:
     """The best trial that trained to the end (and so logged a model)."""
-    done = [r for r in rows if r["final"] and isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])]
+    done = [r for r in rows if trained_to_end(r) and isinstance(r.get(metric), (int, float))
+            and math.isfinite(r[metric])]
     if not done:
         return None
     return (max if mode == "max" else min)(done, key=lambda r: r[metric])
@@ -58,22 +77,24 @@ def best_row(rows: list[dict], metric: str, mode: str) -> dict | None:
 
 def summarize(results, sweep, uri: str, experiment_id: str, parent_id: str) -> dict:
     client = MlflowClient(uri)
-    rows = trial_table(results, children(client, experiment_id, parent_id))
     metric, mode = sweep.metric, sweep.mode
-    rows.sort(key=lambda r: (not r["final"], -(r.get(metric) or -math.inf) if mode == "max"
+    rows = trial_table(results, children(client, experiment_id, parent_id), sweep.swept, metric)
+    rows.sort(key=lambda r: (not trained_to_end(r), -(r.get(metric) or -math.inf) if mode == "max"
                              else (r.get(metric) if r.get(metric) is not None else math.inf)))
     best = best_row(rows, metric, mode)
     summary = {"parent_run_id": parent_id, "trials": rows, "best": best, "registration": None}
-    log_comparison(rows, metric)
+    log_comparison(rows, metric, sweep.swept)
     if best is None:
         print("[aesweep] no trial trained to the end; nothing to register")
         mlflow.set_tag("best_trial", "none")
+        print_summary(rows, best, metric, None, uri, sweep)
         return summary
-    mlflow.log_metrics({f"best_{k}": float(v) for k, v in best.items()
-                        if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("epochs",)
-                        and not k.startswith("config.") and math.isfinite(float(v))})
-    mlflow.log_params({f"best.{k[7:]}": v for k, v in best.items() if k.startswith("config.")})
-    mlflow.set_tags({"best_trial": best["trial_id"], "best_run_id": best["run_id"]})
+    mlflow.log_metrics({f"best_{k}": float(best[k]) for k in (metric, *RANKING_METRICS)
+                        if isinstance(best.get(k), (int, float)) and math.isfinite(float(best[k]))})
+    from tracking.params import log_params
+
+    log_params({f"best.{k}": best[k] for k in sweep.swept if k in best})
+    mlflow.set_tags({"best_trial": best["trial"], "best_run_id": best["run_id"], "best_run_name": best["run_name"]})
     log_traversal_panel(client, rows, metric, sweep.top_k)
     summary["registration"] = register_best(client, best, sweep)
     print_summary(rows, best, metric, summary["registration"], uri, sweep)
@@ -86,7 +107,7 @@ def register_best(client, best: dict, sweep):
     run = client.get_run(best["run_id"])
     model_uri = run.data.tags.get("pyfunc_model_uri")
     if not model_uri:
-        print(f"[aesweep] best trial {best['trial_id']} logged no model; nothing to register")
+        print(f"[aesweep] best trial {best['run_name']} logged no model; nothing to register")
         return None
     name = sweep.register_as or f"{sweep.base.model}-{dataset_label(sweep.base.dataset)}"
     labelled = "cluster_acc_test" in run.data.metrics
@@ -102,7 +123,7 @@ def register_best(client, best: dict, sweep):
     return registration
 
 
-def log_comparison(rows: list[dict], metric: str) -> None:
+def log_comparison(rows: list[dict], metric: str, swept: tuple[str, ...] = ()) -> None:
     if not rows:
         return
     import pandas as pd
@@ -126,15 +147,15 @@ def log_comparison(rows: list[dict], metric: str) -> None:
 
 
 def log_traversal_panel(client, rows: list[dict], metric: str, top_k: int) -> None:
-    """The `top_k` best finished trials' final latent traversals side by side (tuning/figures.py draws it)."""
-    import pandas as pd
+    """The `top_k` best trials that trained to the end: their final latent traversals side by side
+    (tuning/figures.py draws it)."""
     from matplotlib.image import imread
 
-    from tuning.figures import swept_columns, traversal_panel
+    from tuning.figures import traversal_panel
 
     panels = []
     with tempfile.TemporaryDirectory() as tmp:
-        for row in [r for r in rows if r["final"] and r["run_id"]][:top_k]:
+        for row in [r for r in rows if trained_to_end(r) and r["run_id"]][:top_k]:
             found = [(int(m["step"]), a.path) for a in client.list_artifacts(row["run_id"], "images")
                      if (m := IMAGE.match(a.path))]
             if not found:
@@ -144,7 +165,7 @@ def log_traversal_panel(client, rows: list[dict], metric: str, top_k: int) -> No
             panels.append((row, (image if image.ndim == 2 else image[..., :3]) * 255))
     if not panels:
         return
-    fig = traversal_panel(panels, metric, swept_columns(pd.DataFrame(rows)))
+    fig = traversal_panel(panels, metric)
     mlflow.log_figure(fig, "figures/top_traversals.png")
     import matplotlib.pyplot as plt
 
@@ -152,13 +173,40 @@ def log_traversal_panel(client, rows: list[dict], metric: str, top_k: int) -> No
 
 
 def print_summary(rows, best, metric, registration, uri, sweep) -> None:
-    keys = [k for k in rows[0] if k.startswith("config.")]
+    """The top trials, then the closing lines: trials stopped early, the selection metric, the
+    registered model and a command that opens the UI from where the user stands."""
+    keys = [k for k in sweep.swept if any(k in r for r in rows)]
+    width = max([len(str(r["run_name"])) for r in rows] + [5]) + 2
     print(f"\n[aesweep] best trials by {metric} ({sweep.mode}):")
-    print(f"  {'trial':<14}{'status':<10}{'epochs':>7}{metric:>14}  " + "  ".join(k[7:] for k in keys))
+    print(f"  {'trial':<{width}}{'status':<10}{'epochs':>7}{metric:>14}")
     for r in [r for r in rows if r.get(metric) is not None][:5]:
-        cfg = "  ".join(f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for k in keys)
-        print(f"  {str(r['trial_id']):<14}{r['status']:<10}{r['epochs']:>7}{r[metric]:>14.4f}  {cfg}")
+        status = "stopped" if r["stopped_early"] else r["status"]
+        print(f"  {str(r['run_name']):<{width}}{status:<10}{r['epochs']:>7}{r[metric]:>14.4f}")
+    stopped = [f"{r['run_name']} (epoch {r['epochs']})" for r in rows if r["stopped_early"]]
+    failed = [str(r["run_name"]) for r in rows if r["status"] == "FAILED"]
+    print(f"[aesweep] stopped early by {sweep.scheduler.upper()}: " + ("; ".join(stopped) if stopped else "none"))
+    if failed:
+        print(f"[aesweep] failed: {'; '.join(failed)} (tag failure_reason on each run)")
+    direction = "higher" if sweep.mode == "max" else "lower"
+    print(f"[aesweep] selected by {metric} on validation data ({direction} is better)"
+          + (f": {best['run_name']} with {best[metric]:.4f}" if best else ""))
     if registration is not None:
-        print(f"[aesweep] model: {registration.uri}")
-    ui = "python -m tracking ui" + ("" if uri.endswith(f"{'/'}mlflow.db") else f" --tracking-uri {uri}")
-    print(f"[aesweep] open the UI: {ui}   (then http://127.0.0.1:5000)")
+        print(f"[aesweep] registered model: {registration.uri} ({registration.name} version {registration.version})")
+    print(f"[aesweep] open the UI: {ui_command(uri)}   (then http://127.0.0.1:5000, experiment "
+          f"{mlflow.get_experiment(mlflow.active_run().info.experiment_id).name})")
+
+
+def ui_command(uri: str, cwd: str | None = None) -> str:
+    """`make ui` under make from the project root on its store; else the venv's python, from here."""
+    from tuning.sweep import ROOT
+
+    here = Path(cwd or os.getcwd()).resolve()
+    project_store = f"sqlite:///{ROOT / 'mlflow.db'}"
+    if os.environ.get("MAKELEVEL") and here == ROOT and uri == project_store:
+        return "make ui"
+    python = Path(sys.executable)
+    shown = os.path.relpath(python, here) if python.is_relative_to(here) else str(python)
+    command = f"{shlex.quote(shown)} -m tracking ui"
+    if here != ROOT:
+        command = f"cd {shlex.quote(str(ROOT))} && {command}"
+    return command + ("" if uri == project_store else f" --tracking-uri {shlex.quote(uri)}")

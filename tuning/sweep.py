@@ -61,6 +61,18 @@ class SweepConfig:
     # Points of the space tried first (e.g. a preset's): with FIFO the best trial is then at least as good.
     start_points: tuple[dict, ...] = ()
 
+    @property
+    def swept(self) -> tuple[str, ...]:
+        """The searched fields, in the space's order (fixed values in the space are constants)."""
+        return tuple(k for k, v in self.space.items() if isinstance(v, dict))
+
+    def constants(self) -> dict:
+        """The training config every trial shares: what applies to the model, less the swept fields."""
+        from training.config import applicable_params
+
+        fixed = {k: v for k, v in self.space.items() if k not in self.swept}
+        return {k: v for k, v in applicable_params(self.base.to_dict() | fixed).items() if k not in self.swept}
+
     def validate(self) -> None:
         if self.num_samples < 1:
             raise ConfigError(f"invalid num_samples={self.num_samples}: must be >= 1")
@@ -76,6 +88,16 @@ class SweepConfig:
             raise ConfigError("cpus_per_trial and gpus_per_trial must be >= 0")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise ConfigError(f"invalid max_concurrent={self.max_concurrent}: must be >= 1")
+
+
+def choose_seed(given: int | None) -> int:
+    """The sweep's seed (search, and every trial's training): `given`, else a fresh one, so a new sweep
+    samples new points; it is logged on the parent (param and tag `seed`) to repeat the sweep with --seed."""
+    if given is not None:
+        return int(given)
+    import secrets
+
+    return secrets.randbelow(2**31)
 
 
 def metric_for(base: TrainConfig, metric: str | None, mode: str | None) -> tuple[str, str]:
@@ -169,6 +191,7 @@ def run(sweep: SweepConfig) -> dict:
     parent = mlflow.start_run(run_id=parent_id, experiment_id=None if parent_id else experiment_id,
                               run_name=None if parent_id else sweep.name)
     parent_id, experiment_id = parent.info.run_id, parent.info.experiment_id
+    mlflow.set_tag("mlflow.runName", sweep.name)  # under `mlflow run`, the project's run had a random name
     storage.joinpath(sweep.name).mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps({"parent_run_id": parent_id, "experiment_id": experiment_id,
                                       "tracking_uri": uri, "base": sweep.base.to_dict(), "metric": sweep.metric,
@@ -219,17 +242,18 @@ def secrets_kept_from_ray():
 
 
 def log_sweep_params(sweep: SweepConfig) -> None:
+    """On the parent, once: how the sweep searched, and the training config its trials share (each
+    child holds only its swept values). Under `mlflow run` the entry point's params are already here:
+    tracking.params skips equal values and puts resolved ones beside ('' -> `seed.resolved`)."""
     import mlflow
 
-    params = {f"base.{k}": (",".join(map(str, v)) if isinstance(v, list) else v)
-              for k, v in sweep.base.to_dict().items()}
-    # Prefixed: under `mlflow run` the project's own parameters are already on this run.
-    params |= {f"sweep.{k}": v for k, v in {
-        "num_samples": sweep.num_samples, "search": sweep.search, "scheduler": sweep.scheduler,
-        "metric": sweep.metric, "mode": sweep.mode, "workers_per_trial": sweep.workers_per_trial,
-        "space": json.dumps(sweep.space, sort_keys=True)[:6000]}.items()}
-    mlflow.log_params(params)
-    mlflow.set_tags({"sweep": "true", "model_kind": sweep.base.model, "dataset": sweep.base.dataset})
+    from tracking.params import log_params
+
+    log_params({"metric": sweep.metric, "mode": sweep.mode, "search": sweep.search, "scheduler": sweep.scheduler,
+                "num_samples": sweep.num_samples, "workers_per_trial": sweep.workers_per_trial,
+                "space": json.dumps(sweep.space, sort_keys=True)[:6000]} | sweep.constants())
+    mlflow.set_tags({"sweep": "true", "model_kind": sweep.base.model, "dataset": sweep.base.dataset,
+                     "seed": str(sweep.base.seed)})
 
 
 def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, parent_id: str, storage: Path):
@@ -239,7 +263,8 @@ def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, par
     from tuning.trial import TrialSetup, run_trial
 
     setup = TrialSetup(base=sweep.base, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent_id,
-                       storage_path=str(storage / sweep.name), workers_per_trial=sweep.workers_per_trial,
+                       swept=sweep.swept, storage_path=str(storage / sweep.name),
+                       workers_per_trial=sweep.workers_per_trial,
                        cpus_per_worker=sweep.cpus_per_trial, gpus_per_worker=sweep.gpus_per_trial,
                        image_every=sweep.image_every, system_metrics=sweep.system_metrics, verbose=sweep.verbose,
                        metric=sweep.metric, mode=sweep.mode)
@@ -286,7 +311,7 @@ def progress_reporter(sweep: SweepConfig):
     from ray import tune
 
     return tune.CLIReporter(metric_columns={sweep.metric: sweep.metric, "epoch": "epoch"},
-                            parameter_columns=[k for k, v in sweep.space.items() if isinstance(v, dict)],
+                            parameter_columns=list(sweep.swept),
                             max_report_frequency=15, sort_by_metric=True, max_progress_rows=12)
 
 
@@ -308,7 +333,7 @@ def searcher(sweep: SweepConfig, max_concurrent: int | None = None):
     if sweep.search == "random":
         from ray.tune.search import BasicVariantGenerator
 
-        # Seeded, so the same sweep samples the same points. A generator passed in is not limited by
+        # Seeded (see choose_seed): the same --seed samples the same points. A generator passed in is not limited by
         # TuneConfig.max_concurrent_trials: it carries the limit itself.
         return BasicVariantGenerator(points_to_evaluate=points, max_concurrent=max_concurrent or 0,
                                      random_state=sweep.base.seed)

@@ -29,6 +29,7 @@ class TrialSetup:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
+    swept: tuple[str, ...] = ()  # the searched fields (the rest is the same in every trial: on the parent)
     storage_path: str = ""  # the sweep's storage (shared on a cluster); multi-worker Train runs live under it
     workers_per_trial: int = 1
     cpus_per_worker: float = 1.0
@@ -96,8 +97,13 @@ def load_data_locked(config: TrainConfig):
 
 
 def child_run_id(setup: TrialSetup, trial_id: str, trial_name: str, sampled: dict) -> str:
-    """This trial's child run: the existing one (retry, resumed sweep) or a new one."""
+    """This trial's child run: the existing one (retry, resumed sweep) or a new one, named for its swept
+    values (`latent=16 lr=7.9e-4 beta=3.0`) and holding them, those that apply to its model, as params."""
     from mlflow.tracking import MlflowClient
+
+    from training.config import applicable_params
+    from tracking.params import log_params
+    from tuning.labels import trial_label
 
     client = MlflowClient(setup.tracking_uri)
     found = client.search_runs([setup.experiment_id], max_results=1,
@@ -108,14 +114,13 @@ def child_run_id(setup: TrialSetup, trial_id: str, trial_name: str, sampled: dic
         attempts = int(run.data.tags.get("attempts", "1")) + 1
         client.set_tag(run.info.run_id, "attempts", str(attempts))
         return run.info.run_id
-    run = client.create_run(setup.experiment_id, run_name=trial_name,
+    applies = applicable_params(setup.base.to_dict() | sampled)
+    swept = {k: sampled[k] for k in setup.swept if k in sampled and k in applies}
+    run = client.create_run(setup.experiment_id, run_name=trial_label(swept) or trial_name,
                             tags={"mlflow.parentRunId": setup.parent_run_id, TRIAL_TAG: trial_id,
                                   "attempts": "1", "model_kind": setup.base.model})
-    # The sampled values first, so even a trial whose config is invalid shows what it tried.
-    from mlflow.entities import Param
-
-    client.log_batch(run.info.run_id, params=[Param(k, ",".join(map(str, v)) if isinstance(v, (list, tuple))
-                                                    else str(v)) for k, v in sampled.items()])
+    # Before the config is built, so even a trial whose config is invalid shows what it tried.
+    log_params(swept, run.info.run_id, client)
     return run.info.run_id
 
 
@@ -169,14 +174,10 @@ def train_in_process(config: TrainConfig, setup: TrialSetup, run_id: str, checkp
 
     data = load_data_locked(config)
     reporter = TuneReporter(report, tune.Checkpoint)
-    with tracked_run(config, data, tracking_uri=setup.tracking_uri, run_id=run_id,
+    with tracked_run(config, data, tracking_uri=setup.tracking_uri, run_id=run_id, param_keys=setup.swept,
                      system_metrics=setup.system_metrics, image_every=setup.image_every, quiet=True) as tracked:
         result = train(config, callbacks=[tracked.callback, reporter], checkpoint_dir=str(checkpoint_dir),
                        dataset=data)
-        if tracked.callback.model_uris:
-            import mlflow
-
-            mlflow.set_tag("pyfunc_model_uri", tracked.callback.model_uris["pyfunc"])
     if result.diverged:
         # The run is already FAILED with the reason; Tune gets one last result with the worst value of its
         # metric (a result without the metric would abort the whole sweep), and the sweep goes on.
