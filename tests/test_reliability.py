@@ -29,7 +29,8 @@ def test_diverging_trial_fails_alone_and_secrets_stay_out_of_ray_logs(tmp_path):
          "--batch-size", "64", "--iw-samples", "20", "--storage-path", str(tmp_path / "ray"), "--space", str(space),
          "--num-samples", "1", "--max-epochs", "6", "--scheduler", "fifo", "--name", "diverge"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
-        env=env_for(f"sqlite:///{tmp_path}/mlflow.db") | {"AWS_SECRET_ACCESS_KEY": SECRET, "RAY_TMPDIR": str(ray_tmp)})
+        env=env_for(f"sqlite:///{tmp_path}/mlflow.db") | {"AWS_SECRET_ACCESS_KEY": SECRET, "RAY_TMPDIR": str(ray_tmp),
+                                                          "HOME": str(tmp_path)})
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     parent = the_parent(client)
@@ -46,6 +47,8 @@ def test_diverging_trial_fails_alone_and_secrets_stay_out_of_ray_logs(tmp_path):
              if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert not leaks, leaks
     assert list(ray_tmp.rglob("runtime_env_agent.log")), "Ray's logs were not where the test looks"
+    # Ray's cluster token (written by ray.init) is readable by this user only.
+    assert (tmp_path / ".ray" / "auth_token").stat().st_mode & 0o077 == 0
 
 
 def test_every_trial_failing_fails_the_sweep_in_one_line(tmp_path):
@@ -139,3 +142,35 @@ def test_a_store_that_is_not_sqlite_is_one_line(tmp_path):
                          cwd=ROOT, env=env_for(f"sqlite:///{bad}"), capture_output=True, text=True, timeout=300)
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert out.returncode == 2 and len(lines) == 1 and "cannot open tracking store" in lines[0], out.stderr[-2000:]
+
+
+def test_sigterm_then_resume_continues_one_run_without_losing_an_epoch(tmp_path):
+    """SIGTERM mid-training: the run is KILLED with every checkpointed epoch logged; the same command resumes
+    the same run, which ends FINISHED with each epoch exactly once; --out files are written."""
+    import signal
+
+    from tests.test_tracking import train_cli
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = ("--epochs", "40", "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "o"),
+            "--no-system-metrics")
+    proc = train_cli(uri, *args, wait=False, env={"PYTHONPATH": str(ROOT)})
+    for line in proc.stdout:  # wait until training is under way
+        if line.startswith("epoch   3/"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "KILLED"
+    import json
+
+    saved = json.loads((tmp_path / "ck" / "state.json").read_text())["epoch"]
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
+    assert steps == list(range(1, saved + 1))  # the epoch the signal interrupted is logged, or redone
+    out = train_cli(uri, *args, env={"PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])  # still one run
+    assert run.info.status == "FINISHED"
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss")) == list(range(1, 41))
+    assert (tmp_path / "o" / "metrics.json").is_file() and (tmp_path / "o" / "model.keras").is_file()

@@ -67,13 +67,14 @@ class MlflowCallback(Callback):
     def on_epoch_end(self, epoch, logs, context):
         from tracking.session import check_terminated
 
-        check_terminated()  # a SIGTERM stops training here, between epochs
-        if epoch <= self.logged_through:
-            return  # logged before the process that made the last checkpoint died: no duplicate steps
-        mlflow.log_metrics({k: float(v) for k, v in logs.items() if k != "seconds"} |
-                           {"epoch_seconds": float(logs.get("seconds", 0.0))}, step=epoch)
-        if epoch in image_schedule(context.config.epochs, self.image_every):
-            self._log_images(context, epoch)
+        if epoch > self.logged_through:  # else logged before the process that made the last checkpoint died
+            mlflow.log_metrics({k: float(v) for k, v in logs.items() if k != "seconds"} |
+                               {"epoch_seconds": float(logs.get("seconds", 0.0))}, step=epoch)
+            if epoch in image_schedule(context.config.epochs, self.image_every):
+                self._log_images(context, epoch)
+        # A SIGTERM stops training here, between epochs, once this epoch (already checkpointed) is logged:
+        # a resumed run continues with the next one and no epoch is lost.
+        check_terminated()
 
     def on_cluster_epoch_end(self, epoch, logs, context):
         # Fine-tuning has its own step axis (its epochs), apart from training's.

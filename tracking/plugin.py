@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+from pathlib import Path
 
 from tracking.store import dataset_label
 
@@ -26,6 +27,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-system-metrics", action="store_true", help="do not sample CPU / memory / GPU use")
 
 
+RUN_ID_FILE = "mlflow_run_id"  # beside a checkpoint: the run that a resumed training continues
+
+
+def resumable_run(checkpoint_dir: str | None, tracking_uri: str | None) -> str | None:
+    """The MLflow run of the training that left `checkpoint_dir`, if it is in the store and did not finish:
+    a resumed training continues it, so one training's history is one run."""
+    path = Path(checkpoint_dir or "") / RUN_ID_FILE
+    if not checkpoint_dir or not path.is_file():
+        return None
+    from mlflow.tracking import MlflowClient
+
+    from tracking.store import resolve_uri
+
+    try:
+        run = MlflowClient(resolve_uri(tracking_uri)).get_run(path.read_text().strip())
+    except Exception:  # another store, or the run was deleted: a new run
+        return None
+    return run.info.run_id if run.info.status != "FINISHED" and run.info.lifecycle_stage == "active" else None
+
+
 @contextlib.contextmanager
 def session(args, config, data):
     """Yields the callbacks to add to the training (none with --no-tracking)."""
@@ -40,9 +61,13 @@ def session(args, config, data):
 
     try:
         with tracked_run(config, data, tracking_uri=args.tracking_uri, experiment=args.experiment,
+                         run_id=resumable_run(args.checkpoint_dir, args.tracking_uri),
                          run_name=args.run_name, system_metrics=not args.no_system_metrics,
                          image_every=args.image_every, register_as=name,
                          registry_metric=args.registry_metric) as run:
+            if args.checkpoint_dir:
+                Path(args.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+                (Path(args.checkpoint_dir) / RUN_ID_FILE).write_text(run.run_id + "\n")
             yield [run.callback]
     except TrackingError:
         raise  # already one line (e.g. unreachable before training)

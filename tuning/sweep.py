@@ -134,7 +134,23 @@ def init_ray(sweep: SweepConfig, cluster: bool) -> None:
         # The dashboard stays on loopback. Ray Train needs it: its state API is what releases the
         # placement group of a trial that ASHA stopped (without it the next trial waits forever).
         kwargs |= dict(dashboard_host="127.0.0.1", include_dashboard=sweep.workers_per_trial > 1 or None)
+        if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+            print("[aesweep] warning: RAY_AUTH_MODE=disabled: anyone who can reach this machine's Ray ports can run "
+                  "code on it while the sweep runs; unset it (token authentication is Ray's default)",
+                  file=sys.stderr)
     ray.init(**kwargs)
+    private_token()
+
+
+def private_token() -> None:
+    """Ray writes its cluster token to ~/.ray/auth_token readable by every local user: only ours now."""
+    token = Path.home() / ".ray" / "auth_token"
+    try:
+        if token.is_file() and token.stat().st_uid == os.getuid():
+            token.chmod(0o600)
+            token.parent.chmod(0o700)
+    except OSError:  # a token we may not change (shared home, read-only): Ray's own setting stands
+        pass
 
 
 def run(sweep: SweepConfig) -> dict:
