@@ -54,8 +54,8 @@ def kill_tree(proc: subprocess.Popen) -> None:
             pass
 
 
-def sigterm_leaves_nothing(proc: subprocess.Popen, procs: list[psutil.Process], port: int) -> None:
-    proc.send_signal(signal.SIGTERM)
+def signal_leaves_nothing(proc: subprocess.Popen, procs: list[psutil.Process], port: int, sig: int) -> None:
+    proc.send_signal(sig)
     assert proc.wait(timeout=30) == 0
     deadline = time.time() + 10
     while alive(procs) and time.time() < deadline:
@@ -68,7 +68,7 @@ def sigterm_leaves_nothing(proc: subprocess.Popen, procs: list[psutil.Process], 
             pass
     assert not survivors, survivors
     with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", port)) != 0, "the port still answers after SIGTERM"
+        assert s.connect_ex(("127.0.0.1", port)) != 0, f"the port still answers after signal {sig}"
 
 
 def status_for_host(port: int, host: str) -> int:
@@ -90,6 +90,7 @@ def test_default_allowed_hosts_follow_the_bind_address():
 
 
 def test_ui_is_one_worker_and_sigterm_stops_everything(tmp_path):
+    """SIGTERM here; Ctrl-C (SIGINT) in the server test below."""
     port = free_port()
     proc = start(tmp_path, "ui", "--port", str(port), "--tracking-uri", f"sqlite:///{tmp_path}/ui.db",
                  "--allowed-hosts", f"127.0.0.1:{port},aesweep.test:{port}")
@@ -106,10 +107,10 @@ def test_ui_is_one_worker_and_sigterm_stops_everything(tmp_path):
     except BaseException:
         kill_tree(proc)
         raise
-    sigterm_leaves_nothing(proc, procs, port)
+    signal_leaves_nothing(proc, procs, port, signal.SIGTERM)
 
 
-def test_server_answers_allowed_hosts_only_and_sigterm_stops_everything(tmp_path):
+def test_server_answers_allowed_hosts_only_and_ctrl_c_stops_everything(tmp_path):
     port = free_port()
     proc = start(tmp_path, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                  "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
@@ -124,5 +125,5 @@ def test_server_answers_allowed_hosts_only_and_sigterm_stops_everything(tmp_path
     except BaseException:
         kill_tree(proc)
         raise
-    sigterm_leaves_nothing(proc, procs, port)
+    signal_leaves_nothing(proc, procs, port, signal.SIGINT)
     assert "allowed Host headers: localhost," in (tmp_path / "server.log").read_text()

@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         cmd = server.server_command(backend, args.host, args.port, artifacts=artifacts, workers=args.workers,
                                     allowed_hosts=allowed, app_name=getattr(args, "app_name", None))
         print(f"[aesweep] MLflow {args.command} on http://{server.bracket(args.host)}:{args.port} over {backend}\n"
-              f"[aesweep] allowed Host headers: {allowed}", flush=True)
+              f"[aesweep] allowed Host headers: {allowed}"
+              + ("\n[aesweep] the UI opens in GenAI mode: click \"Model training\" for the sweeps"
+                 if args.command == "ui" else ""), flush=True)
         return server.run(cmd, jobs=args.jobs)
     try:
         from tracking.report import print_best
