@@ -79,7 +79,7 @@ def test_ui_shows_the_sweep(tmp_path, browser):
     base = f"http://127.0.0.1:{port}"
     exp = parent.info.experiment_id
     with process(cmd, f"{base}/health", env=env, log=open(tmp_path / "ui.log", "wb")):
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page = browser.new_page(viewport={"width": 1920, "height": 1200})
         page.set_default_timeout(60_000)
         try:
             page.goto(f"{base}/", wait_until="load")
@@ -121,7 +121,9 @@ def test_ui_shows_the_sweep(tmp_path, browser):
             first.locator(".js-plotly-plot").wait_for()
             page.screenshot(path=str(shots / "charts.png"))
             title = first.locator("h4").inner_text()
-            curves = first.locator(".scatterlayer .trace").count()
+            paths = first.locator(".scatterlayer .trace path.js-line").evaluate_all(
+                "es => es.map(e => e.getAttribute('d'))")
+            curves = sum("L" in (d or "") for d in paths)  # a plotted line of two points or more
         except Exception:
             page.screenshot(path=str(shots / "failure.png"))
             raise

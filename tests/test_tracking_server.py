@@ -10,7 +10,6 @@ import sys
 import time
 
 import psutil
-import pytest
 
 from tests.conftest import ROOT
 from tests.mlflow_helpers import free_port, wait_http
