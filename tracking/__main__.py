@@ -1,17 +1,17 @@
 """MLflow commands over the project's store.
 
-    python -m tracking ui [--port 5000]                      the UI over ./mlflow.db, on 127.0.0.1
+    python -m tracking ui [--port 5000]                      the UI over ./mlflow.db, on 127.0.0.1, one worker
     python -m tracking server --backend-store-uri URI --artifacts-destination DIR [--host H] [--port P]
+                              [--allowed-hosts H1,H2] [--app-name basic-auth]
     python -m tracking best [--experiment NAME] [--metric M] [--top 5]
+
+`ui` and `server` run `mlflow server` in its own process group; SIGTERM or Ctrl-C stops all of it.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,14 +22,30 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--host", default="127.0.0.1", help="bind address; keep the loopback default unless you "
                                                        "put an authenticating proxy in front")
-    srv = sub.add_parser("server", help="a shared tracking server for a cluster")
+    ui.add_argument("--workers", type=int, default=1, help="server worker processes (default: 1)")
+    srv = sub.add_parser("server", help="a shared tracking server for a cluster",
+                         epilog="For a server others reach, turn on MLflow's login with --app-name basic-auth "
+                                "(pip install 'mlflow[auth]'; set MLFLOW_FLASK_SERVER_SECRET_KEY and "
+                                "MLFLOW_AUTH_ADMIN_PASSWORD before the first start; clients set "
+                                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD), or put an "
+                                "authenticating proxy in front.")
     srv.add_argument("--backend-store-uri", default=None, help="runs database (default: ./mlflow.db as SQLite); "
                                                                "for many writers use PostgreSQL or MySQL")
     srv.add_argument("--artifacts-destination", default="./mlartifacts",
                      help="where the server stores artifacts (a path, s3://, gs://, ...)")
     srv.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     srv.add_argument("--port", type=int, default=5000)
-    srv.add_argument("--workers", type=int, default=None, help="server worker processes")
+    srv.add_argument("--workers", type=int, default=None, help="server worker processes (default: MLflow's, 4)")
+    srv.add_argument("--app-name", choices=["basic-auth"], default=None,
+                     help="basic-auth: users and passwords for a shared server (see below)")
+    for cmd in (ui, srv):
+        cmd.add_argument("--allowed-hosts", default=None, metavar="H1,H2",
+                         help="Host headers the server answers (comma-separated, wildcards allowed); default: "
+                              "the loopback names for a loopback --host, else also --host itself, or this "
+                              "machine's name and addresses for 0.0.0.0; printed at start")
+        cmd.add_argument("--jobs", action="store_true",
+                         help="also start MLflow's job runner and consumers (GenAI jobs; off: they cost "
+                              "several processes and GBs)")
     best = sub.add_parser("best", help="the best runs of an experiment, with their key metrics and model URIs")
     best.add_argument("--tracking-uri", default=None)
     best.add_argument("--experiment", default=None, help="experiment name (default: every aesweep-* experiment)")
@@ -38,34 +54,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _mlflow_server_cmd(backend: str, host: str, port: int, artifacts: str | None, workers: int | None) -> list[str]:
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend, "--host", host,
-           "--port", str(port)]
-    if artifacts:
-        cmd += ["--artifacts-destination", artifacts]
-    if workers:
-        cmd += ["--workers", str(workers)]
-    return cmd
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tracking.store import TrackingError, prepare, resolve_uri
 
     if args.command in ("ui", "server"):
-        if args.host not in LOOPBACK:
-            print(f"warning: binding to {args.host} exposes the store to the network without authentication; "
-                  f"use MLflow's --app-name basic-auth or an authenticating proxy", file=sys.stderr)
+        from tracking import server
+
+        if not server.is_loopback(args.host):
+            print(f"warning: binding to {args.host} exposes the store to the network; without "
+                  f"--app-name basic-auth (tracking server) or an authenticating proxy anyone who reaches "
+                  f"it can read and change every run", file=sys.stderr)
         backend = resolve_uri(args.tracking_uri if args.command == "ui" else args.backend_store_uri)
-        prepare(backend)  # create and migrate the store once, before the server's workers start
-        artifacts = os.path.abspath(args.artifacts_destination) if args.command == "server" and "://" not in \
-            args.artifacts_destination else getattr(args, "artifacts_destination", None)
-        cmd = _mlflow_server_cmd(backend, args.host, args.port, artifacts, getattr(args, "workers", None))
-        print(f"[aesweep] MLflow {args.command} on http://{args.host}:{args.port} over {backend}")
         try:
-            return subprocess.call(cmd)
-        except KeyboardInterrupt:
-            return 0
+            prepare(backend)  # create and migrate the store once, before the server's workers start
+        except TrackingError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        artifacts = None
+        if args.command == "server":
+            artifacts = args.artifacts_destination if "://" in args.artifacts_destination \
+                else os.path.abspath(args.artifacts_destination)
+        allowed = args.allowed_hosts or ",".join(server.default_allowed_hosts(args.host, args.port))
+        cmd = server.server_command(backend, args.host, args.port, artifacts=artifacts, workers=args.workers,
+                                    allowed_hosts=allowed, app_name=getattr(args, "app_name", None))
+        print(f"[aesweep] MLflow {args.command} on http://{server.bracket(args.host)}:{args.port} over {backend}\n"
+              f"[aesweep] allowed Host headers: {allowed}"
+              + ("\n[aesweep] the UI opens in GenAI mode: click \"Model training\" for the sweeps"
+                 if args.command == "ui" else ""), flush=True)
+        return server.run(cmd, jobs=args.jobs)
     try:
         from tracking.report import print_best
 
