@@ -12,6 +12,7 @@ from training.callbacks import Callback
 from training.config import applicable_params
 
 log = logging.getLogger("aesweep.tracking")
+HEADLINE_SECTION = "sweep"
 
 
 MAX_IMAGE_STEPS = 10
@@ -31,9 +32,12 @@ class MlflowCallback(Callback):
     and the model at the end. Image logging failures only warn: they never stop training."""
 
     def __init__(self, image_every: int | None = None, log_model: bool = True, dataset_inputs: bool = True,
-                 param_keys: tuple[str, ...] | None = None):
+                 param_keys: tuple[str, ...] | None = None, headline: str | None = None):
         """param_keys: the config fields this run records (a sweep's trial: its swept ones; the sweep's
-        constants are on its parent); None: every field that applies to the model."""
+        constants are on its parent); None: every field that applies to the model.
+        headline: the metric a sweep ranks by, logged each epoch also as `sweep/<metric>`: the MLflow UI's
+        chart view orders its cards by name with "/"-sections first, so the sweep's own metric opens it."""
+        self.headline = headline
         self.image_every = image_every
         self.param_keys = param_keys
         self.log_model = log_model
@@ -69,7 +73,9 @@ class MlflowCallback(Callback):
 
         if epoch > self.logged_through:  # else logged before the process that made the last checkpoint died
             mlflow.log_metrics({k: float(v) for k, v in logs.items() if k != "seconds"} |
-                               {"epoch_seconds": float(logs.get("seconds", 0.0))}, step=epoch)
+                               {"epoch_seconds": float(logs.get("seconds", 0.0))} |
+                               ({f"{HEADLINE_SECTION}/{self.headline}": float(logs[self.headline])}
+                                if self.headline in logs else {}), step=epoch)
             if epoch in image_schedule(context.config.epochs, self.image_every):
                 self._log_images(context, epoch)
         # A SIGTERM stops training here, between epochs, once this epoch (already checkpointed) is logged:
@@ -104,8 +110,10 @@ class MlflowCallback(Callback):
         # again only if fine-tuning after the last epoch (IDEC) changed it: its latest value is then the
         # final model's, as Tune's last report has it.
         final = result.history[-1] if result.history else {}
-        mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if k not in final or final[k] != v},
-                           step=last)
+        changed = {k: float(v) for k, v in result.metrics.items() if k not in final or final[k] != v}
+        if self.headline in changed and self.headline in final:
+            changed[f"{HEADLINE_SECTION}/{self.headline}"] = changed[self.headline]
+        mlflow.log_metrics(changed, step=last)
         if last and last not in image_schedule(context.config.epochs, self.image_every):
             self._log_images(context, last)  # a run stopped early still ends with its final images
         from training.images import loss_curves

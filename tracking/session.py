@@ -125,9 +125,10 @@ def tracked_run(config, data, tracking_uri: str | None = None, experiment: str |
                 run_id: str | None = None, parent_run_id: str | None = None, run_name: str | None = None,
                 tags: dict | None = None, system_metrics: bool = True, image_every: int | None = None,
                 log_model: bool = True, register_as: str | None = None, registry_metric: str | None = None,
-                quiet: bool = False, param_keys: tuple[str, ...] | None = None):
+                quiet: bool = False, param_keys: tuple[str, ...] | None = None, headline: str | None = None):
     """Start (or resume `run_id`) a run for one training, yield a TrackedRun, close it truthfully.
-    param_keys: the config fields the run records (see MlflowCallback); None: all that apply."""
+    param_keys: the config fields the run records (see MlflowCallback); None: all that apply.
+    headline: a sweep's metric, also logged as `sweep/<metric>` (see MlflowCallback)."""
     # A resumed run keeps its experiment; only a new run needs one (created here if missing).
     uri, experiment_id = prepare(tracking_uri, None if run_id else
                                  (experiment or default_experiment(config.model, config.dataset)))
@@ -138,7 +139,7 @@ def tracked_run(config, data, tracking_uri: str | None = None, experiment: str |
     if registry_metric:
         metric = (registry_metric, "min" if registry_metric.endswith(("mse", "loss")) else "max")
     callback = MlflowCallback(image_every=image_every, log_model=log_model or bool(register_as),
-                              param_keys=param_keys)
+                              param_keys=param_keys, headline=headline)
     active = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id, run_name=run_name,
                               parent_run_id=parent_run_id, tags=all_tags, log_system_metrics=system_metrics)
     tracked = TrackedRun(active.info.run_id, active.info.experiment_id, callback)

@@ -57,7 +57,8 @@ def worker_loop(loop_config: dict) -> None:
             from tracking.session import tracked_run
 
             with tracked_run(config, data, tracking_uri=setup.tracking_uri, run_id=loop_config["run_id"],
-                             param_keys=setup.swept, system_metrics=setup.system_metrics,
+                             param_keys=setup.swept, headline=setup.metric or None,
+                             system_metrics=setup.system_metrics,
                              image_every=setup.image_every, quiet=True) as tracked:
                 result = train(config, callbacks=[tracked.callback, reporter], checkpoint_dir=str(checkpoint_dir),
                                dataset=data)

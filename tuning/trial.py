@@ -175,6 +175,7 @@ def train_in_process(config: TrainConfig, setup: TrialSetup, run_id: str, checkp
     data = load_data_locked(config)
     reporter = TuneReporter(report, tune.Checkpoint)
     with tracked_run(config, data, tracking_uri=setup.tracking_uri, run_id=run_id, param_keys=setup.swept,
+                     headline=setup.metric or None,
                      system_metrics=setup.system_metrics, image_every=setup.image_every, quiet=True) as tracked:
         result = train(config, callbacks=[tracked.callback, reporter], checkpoint_dir=str(checkpoint_dir),
                        dataset=data)
