@@ -85,7 +85,8 @@ def test_readme_serving_example_as_written(train_run):
         codes = np.asarray(json.loads(out.stdout)["predictions"])
         assert codes.shape == (2, 2) and np.isfinite(codes).all()  # two digits' latent codes (latent_dim=2)
         # A wrong shape: HTTP 400 whose message ends with one line saying what was expected; no stack trace.
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", headers={"Content-Type": "application/json"},
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
+                                     headers={"Content-Type": "application/json"},
                                      data=json.dumps({"inputs": [[0.0, 0.5, 1.0]]}).encode())
         with pytest.raises(urllib.error.HTTPError) as bad:
             urllib.request.urlopen(req, timeout=60)
@@ -101,3 +102,17 @@ def test_readme_python_example_as_written(train_run):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == ["(2,", "8,", "8)", "(2,", "2)", "(4,", "8,", "8)"]
+
+
+@pytest.mark.parametrize("venv_active", [False, True])
+def test_messages_name_a_python_that_works_from_here(tmp_path, monkeypatch, venv_active):
+    from tracking.commands import python_command
+
+    path = (f"{Path(sys.executable).parent}:" if venv_active else "") + "/usr/bin:/bin"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", path)
+    cmd = python_command("tracking best --help")
+    assert cmd.startswith("python -m" if venv_active else f"{sys.executable} -m")
+    out = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, env={"PATH": path, "HOME": str(tmp_path)},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "usage: python -m tracking best" in out.stdout, out.stderr[-2000:]

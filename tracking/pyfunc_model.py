@@ -3,8 +3,8 @@
 `predict` takes images (N, H, W) or flat rows of pixels (N, H*W), and returns reconstructions
 (N, H, W) by default, or latent codes (N, latent) with params={"output": "latent"}. Bad input raises
 an MlflowException (INVALID_PARAMETER_VALUE) with one line saying what was expected: the scoring
-server answers it with HTTP 400 and that line, not a stack trace. `unwrap_python_model()` gives this object, whose `decode(z)`
-and `sample(n, seed)` reach the decoder and the prior (VAE).
+server answers it with HTTP 400 and that line, not a stack trace. `unwrap_python_model()` gives this
+object, whose `decode(z)` and `sample(n, seed)` reach the decoder and the prior (VAE).
 """
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ class AutoencoderModel(PythonModel):
     def _images(self, model_input) -> np.ndarray:
         shape = tuple(self.model.image_shape)
         pixels = int(np.prod(shape))
-        expected = f"images of shape (N, {', '.join(map(str, shape))}) or flat rows of {pixels} pixels (N, {pixels})"
+        expected = (f"images of shape (N, {', '.join(map(str, shape))}) "
+                    f"or flat rows of {pixels} pixels (N, {pixels})")
         try:
             x = np.asarray(model_input.values if hasattr(model_input, "values") else model_input, dtype=np.float32)
         except (TypeError, ValueError):

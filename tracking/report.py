@@ -39,7 +39,9 @@ def print_best(uri: str, experiment: str | None, metric: str | None, top: int) -
         print(f"error: {e}")
         return 2
     if not tables:
-        print(f"no aesweep experiments in {uri}; train one with python -m training")
+        from tracking.commands import python_command
+
+        print(f"no aesweep experiments in {uri}; train one with {python_command('training')}")
         return 0
     for name, m, mode, runs in tables:
         print(f"\n{name}  (best by {m}, {'lower' if mode == 'ASC' else 'higher'} is better)")
