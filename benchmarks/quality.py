@@ -5,7 +5,8 @@
 
 Trains each recipe with fixed seeds, prints a table of ours against the anchors, and writes it
 into BENCHMARKS.md (between the `quality` markers) with the date, the machine and the command.
-`--quick` shrinks every recipe (few epochs, one seed, K=100): it checks the pipeline, not the targets.
+`--quick` shrinks every recipe (few epochs, one seed, K=100): it checks the pipeline, not the targets,
+and only prints its table (unless `--output` is given).
 """
 from __future__ import annotations
 
