@@ -18,10 +18,18 @@ TRAINING_DIR = HERE.parent / "training"
 
 
 def signature(image_shape, latent_dim: int | None = None, with_params: bool = False) -> ModelSignature:
+    """The Keras flavor's signature: images (N, H, W) to reconstructions (N, H, W).
+
+    `with_params`: the serving pyfunc's, which declares only its `output` parameter. It takes images
+    (N, H, W) or flat rows (N, H*W) (a JSON list of pixel vectors), which no one TensorSpec allows (MLflow
+    requires the declared number of dimensions), and checks them itself with a one-line error; it returns
+    reconstructions (N, H, W) or latent codes (N, latent), which no one output spec describes either.
+    """
     f32 = np.dtype("float32")
-    params = ParamSchema([ParamSpec("output", "string", "reconstruction")]) if with_params else None
+    if with_params:
+        return ModelSignature(params=ParamSchema([ParamSpec("output", "string", "reconstruction")]))
     return ModelSignature(inputs=Schema([TensorSpec(f32, (-1, *image_shape))]),
-                          outputs=Schema([TensorSpec(f32, (-1, *image_shape))]), params=params)
+                          outputs=Schema([TensorSpec(f32, (-1, *image_shape))]))
 
 
 def model_name(config) -> str:

@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--tracking-uri", default=None,
                    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)")
     g.add_argument("--experiment", default=None, help="experiment name (default: aesweep-<model>-<dataset>)")
-    g.add_argument("--run-name", default=None, help="MLflow run name")
+    g.add_argument("--run-name", default=None, help="MLflow run name (default: <model>-<dataset>)")
     g.add_argument("--register", action="store_true",
                    help="register the model as <model>-<dataset>; the alias 'champion' moves only on improvement")
     g.add_argument("--register-as", default=None, metavar="NAME", help="register under NAME (implies --register)")
@@ -49,20 +49,22 @@ def resumable_run(checkpoint_dir: str | None, tracking_uri: str | None) -> str |
 
 @contextlib.contextmanager
 def session(args, config, data):
-    """Yields the callbacks to add to the training (none with --no-tracking)."""
+    """Yields the callbacks to add to the training (none with --no-tracking). Under `mlflow run -e train`,
+    the training's run is a child of the project's run (see tracking.session)."""
     if args.no_tracking:
         yield []
         return
     from tracking.session import tracked_run
 
-    name = args.register_as or (f"{config.model}-{dataset_label(config.dataset)}" if args.register else None)
+    label = f"{config.model}-{dataset_label(config.dataset)}"
+    name = args.register_as or (label if args.register else None)
     from tracking.session import store_gone
     from tracking.store import TrackingError, resolve_uri
 
     try:
         with tracked_run(config, data, tracking_uri=args.tracking_uri, experiment=args.experiment,
                          run_id=resumable_run(args.checkpoint_dir, args.tracking_uri),
-                         run_name=args.run_name, system_metrics=not args.no_system_metrics,
+                         run_name=args.run_name or label, system_metrics=not args.no_system_metrics,
                          image_every=args.image_every, register_as=name,
                          registry_metric=args.registry_metric) as run:
             if args.checkpoint_dir:
@@ -78,4 +80,5 @@ def session(args, config, data):
 
         where = f"; --checkpoint-dir {args.checkpoint_dir} resumes it" if args.checkpoint_dir else ""
         raise TrackingError(f"the tracking store {safe_uri(resolve_uri(args.tracking_uri))} stopped answering, "
-                            f"so the training stopped and its run could not be closed{where}; start the server again") from None
+                            f"so the training stopped and its run could not be closed{where}; start the server "
+                            f"again") from None

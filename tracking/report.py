@@ -26,8 +26,9 @@ def best_runs(uri: str, experiment: str | None, metric: str | None, top: int):
         kind = "sae" if exp.name.startswith("aesweep-sae") else "vae"
         m = metric or DEFAULT_METRIC[kind][0]
         mode = "ASC" if m.endswith(("mse", "loss")) else "DESC"
-        runs = mlflow.search_runs([exp.experiment_id], filter_string="attributes.status = 'FINISHED'",
-                                  order_by=[f"metrics.`{m}` {mode}"], max_results=top)
+        # Only runs that have the metric: a sweep's parent (and an `mlflow run` project run) has no model.
+        runs = mlflow.search_runs([exp.experiment_id], order_by=[f"metrics.`{m}` {mode}"], max_results=top,
+                                  filter_string=f"attributes.status = 'FINISHED' and metrics.`{m}` > -1e300")
         out.append((exp.name, m, mode, runs))
     return out
 
@@ -39,7 +40,9 @@ def print_best(uri: str, experiment: str | None, metric: str | None, top: int) -
         print(f"error: {e}")
         return 2
     if not tables:
-        print(f"no aesweep experiments in {uri}; train one with python -m training")
+        from tracking.commands import python_command
+
+        print(f"no aesweep experiments in {uri}; train one with {python_command('training')}")
         return 0
     for name, m, mode, runs in tables:
         print(f"\n{name}  (best by {m}, {'lower' if mode == 'ASC' else 'higher'} is better)")

@@ -4,7 +4,9 @@
         result = train(config, callbacks=[run.callback])
 
 FINISHED on success; FAILED on an exception or a diverged training (reason in tag
-`failure_reason`); KILLED on Ctrl-C or SIGTERM. Never left RUNNING.
+`failure_reason`); KILLED on Ctrl-C or SIGTERM. Never left RUNNING. Under `mlflow run` (MLFLOW_RUN_ID
+set), a new run is a nested child of the project's run, in its experiment: the project's run keeps
+the entry point's parameters as given, the child the training's own values.
 """
 from __future__ import annotations
 
@@ -46,6 +48,13 @@ def git_commit() -> str | None:
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired):
         return None
+
+
+def project_run() -> str | None:
+    """The run `mlflow run` started for this process (MLFLOW_RUN_ID), if any, taken out of the environment:
+    MLflow would otherwise resume it, and it already holds the entry point's parameters (often '' for
+    "not given"), which a training's real values under the same keys may not overwrite."""
+    return os.environ.pop("MLFLOW_RUN_ID", None)
 
 
 _TERMINATE = threading.Event()
@@ -129,9 +138,13 @@ def tracked_run(config, data, tracking_uri: str | None = None, experiment: str |
     """Start (or resume `run_id`) a run for one training, yield a TrackedRun, close it truthfully.
     param_keys: the config fields the run records (see MlflowCallback); None: all that apply.
     headline: a sweep's metric, also logged as `sweep/<metric>` (see MlflowCallback)."""
-    # A resumed run keeps its experiment; only a new run needs one (created here if missing).
-    uri, experiment_id = prepare(tracking_uri, None if run_id else
+    if run_id is None and parent_run_id is None:
+        parent_run_id = project_run()
+    # A resumed run keeps its experiment, a child its parent's; only a new run needs one (created if missing).
+    uri, experiment_id = prepare(tracking_uri, None if run_id or parent_run_id else
                                  (experiment or default_experiment(config.model, config.dataset)))
+    if parent_run_id and not run_id:
+        experiment_id = MlflowClient(uri).get_run(parent_run_id).info.experiment_id
     os.environ.setdefault("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", SAMPLING_SECONDS)
     all_tags = {"mlflow.source.git.commit": git_commit()} | (tags or {})
     all_tags = {k: redact(str(v)) for k, v in all_tags.items() if v is not None}

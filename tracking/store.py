@@ -63,8 +63,10 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
         except (urllib.error.URLError, OSError) as e:
             last = str(getattr(e, "reason", e))
         time.sleep(0.5)
-    raise TrackingError(f"tracking server {safe_uri(uri)} is unreachable ({last}); start it (python -m tracking server) "
-                        f"or pass another --tracking-uri")
+    from tracking.commands import python_command
+
+    raise TrackingError(f"tracking server {safe_uri(uri)} is unreachable ({last}); start it "
+                        f"({python_command('tracking server')}) or pass another --tracking-uri")
 
 
 def prepare(uri: str | None = None, experiment: str | None = None) -> tuple[str, str | None]:

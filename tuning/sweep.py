@@ -191,8 +191,10 @@ def run(sweep: SweepConfig) -> dict:
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     if len(nodes) > 1 and is_local(uri if not sweep.resume else json.loads(state_path.read_text())["tracking_uri"]):
+        from tracking.commands import python_command
+
         raise ConfigError(f"this Ray cluster has {len(nodes)} nodes, which cannot all reach {uri}; start a "
-                          f"tracking server (python -m tracking server --host 0.0.0.0) and pass "
+                          f"tracking server ({python_command('tracking server --host 0.0.0.0')}) and pass "
                           f"--tracking-uri http://HOST:5000")
     # 2. store, experiment and the parent run
     project_run = os.environ.pop("MLFLOW_RUN_ID", None)  # set by `mlflow run`: that run is the parent
