@@ -20,7 +20,8 @@ HELP = {
     "kl_weight": "VAE: beta, the weight of the KL term",
     "sparsity_weight": "SAE: weight of the KL sparsity penalty",
     "sparsity_target": "SAE: rho, target mean activation of each code unit, in (0, 1)",
-    "recon_loss": "reconstruction likelihood; auto = gaussian for frey, bce for other VAE data, mse for the SAE",
+    "recon_loss": "reconstruction likelihood; auto = gaussian for frey, cbernoulli (continuous Bernoulli, a density "
+                  "on [0, 1]) for other VAE data, mse for the SAE; bce = Bernoulli (a density for binary pixels)",
     "learning_rate": "Adam learning rate",
     "batch_size": "GLOBAL batch size, split across replicas",
     "epochs": "number of epochs",
