@@ -61,14 +61,16 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One flag per TrainConfig field; defaults stay None so presets can fill the gaps."""
-    defaults = TrainConfig()
+def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = (),
+                         defaults: dict | None = None) -> None:
+    """One flag per TrainConfig field; defaults stay None so presets can fill the gaps. `defaults`: the
+    caller's own defaults for some fields (what it passes to config_from_args as `base`), shown in --help."""
+    shown_defaults = TrainConfig().to_dict() | (defaults or {})
     group = parser.add_argument_group("training configuration")
     for f in fields(TrainConfig):
         if f.name in skip:
             continue
-        default = getattr(defaults, f.name)
+        default = shown_defaults[f.name]
         kind = {"int": int, "float": float}.get(str(f.type), str)
         if f.name == "hidden":
             kind, default = parse_hidden, ",".join(map(str, default))
