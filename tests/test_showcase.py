@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import ROOT
 from tests.test_tuning import env_for, the_parent
 
 ACTIVE = 0.01  # Burda et al.'s threshold on Var_x(E_q(u|x)[u])
@@ -55,10 +56,25 @@ def test_showcase_sweep_champion_has_active_units_and_a_changing_traversal(tmp_p
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     out = subprocess.run([sys.executable, "-m", "tuning", "--model", "vae", "--dataset", "digits",
                           "--storage-path", str(tmp_path / "ray")],
-                         cwd=tmp_path, env=env_for(uri), capture_output=True, text=True, timeout=900)
+                         # this checkout's code, whatever the venv has installed
+                         cwd=tmp_path, env=env_for(uri) | {"PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                         timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     client = MlflowClient(uri)
     best = client.get_run(the_parent(client).data.tags["best_run_id"])
     assert best.data.metrics["active_units"] >= 2, best.data.metrics
     assert client.get_model_version_by_alias("vae-digits", "champion").run_id == best.info.run_id
     assert_champion_learned(uri)
+
+
+def test_sweep_defaults_sit_below_presets_and_flags():
+    from tuning.__main__ import SWEEP_EPOCHS, build_parser, sweep_from_args
+
+    def base(*argv):
+        return sweep_from_args(build_parser().parse_args(list(argv))).base
+
+    showcase = base("--model", "vae", "--dataset", "digits")
+    assert (showcase.batch_size, showcase.epochs, showcase.resolved_recon_loss()) == (32, SWEEP_EPOCHS, "cbernoulli")
+    assert (base("--batch-size", "64", "--max-epochs", "3").batch_size, base("--max-epochs", "3").epochs) == (64, 3)
+    recipe = base("--preset", "digits-vae")
+    assert (recipe.batch_size, recipe.epochs) == (64, 60)  # the recipe's own, not the sweep's
