@@ -50,6 +50,31 @@ def test_validation_clustering_scores_the_held_out_codes():
     assert "val_cluster_acc" not in validation_metrics(Identity(), x, 0)  # unlabelled: nothing to score
 
 
+def test_active_units_count_dimensions_whose_posterior_mean_varies():
+    from training.evaluate import active_units, unit_activity
+
+    class Codes:  # the code is the image: per-dimension standard deviations 1, 0.2, 0.05 and 0
+        def encode_mean(self, x):
+            return np.reshape(x, (len(x), -1))
+
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((4000, 4)) * [1.0, 0.2, 0.05, 0.0] + 3.0)[:, None, :]
+    activity = unit_activity(Codes(), x)
+    np.testing.assert_allclose(activity, [1.0, 0.04, 0.0025, 0.0], rtol=0.1, atol=1e-12)
+    assert active_units(activity) == 2  # above Burda et al.'s 0.01
+    assert active_units(activity, threshold=0.001) == 3
+
+
+def test_vae_validation_reports_likelihood_and_active_units():
+    model = build_model(TrainConfig(model="vae", latent_dim=3, hidden=(8,)), (4, 4))
+    x = np.random.default_rng(5).uniform(size=(40, 4, 4)).astype(np.float32)
+    val = validation_metrics(model, x, seed=0)
+    assert 0 <= val["val_active_units"] <= 3
+    assert val["val_log_likelihood"] >= val["val_elbo"] - 0.5  # the K=50 bound, on another draw
+    sae = build_model(TrainConfig(model="sae", latent_dim=3, hidden=(8,)), (4, 4))
+    assert "val_active_units" not in validation_metrics(sae, x, seed=0)  # no posterior: not counted
+
+
 def test_iwae_estimate_bounds():
     model = build_model(TrainConfig(model="vae", latent_dim=2, hidden=(8,)), (3, 3))
     x = np.random.default_rng(2).uniform(size=(10, 3, 3)).astype(np.float32)

@@ -31,7 +31,7 @@ NOT_PARAMETERS = {
 }
 # Parameters whose MLproject default differs from the flag's, with the reason.
 # (value, reason)
-OTHER_DEFAULTS = {("main", "max_epochs"): (10, "the flag's default is the preset's epochs, else 10")}
+OTHER_DEFAULTS = {("main", "max_epochs"): (20, "the flag's default is the preset's epochs, else 20")}
 
 
 def parsers():

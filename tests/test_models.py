@@ -17,6 +17,11 @@ def dense_weights(model):
     return [np.asarray(w, dtype=np.float64) for w in model.weights]
 
 
+def cb_log_norm_direct(lam):
+    """log C(lambda) of the continuous Bernoulli, straight from its definition (lambda != 1/2)."""
+    return np.log(2.0 * np.arctanh(1.0 - 2.0 * lam) / (1.0 - 2.0 * lam))
+
+
 def numpy_vae_terms(model, x, eps):
     """Independent forward pass of a one-hidden-layer VAE from its weight arrays."""
     w1, b1, wm, bm, wv, bv = dense_weights(model.encoder)
@@ -27,9 +32,11 @@ def numpy_vae_terms(model, x, eps):
     dec = dense_weights(model.decoder)
     hd = relu(z @ dec[0] + dec[1])
     out = hd @ dec[2] + dec[3]
-    if model.likelihood == "bce":
+    if model.likelihood in ("bce", "cbernoulli"):
         p = expit(out)
         log_px = np.sum(xf * np.log(p) + (1 - xf) * np.log(1 - p), axis=1)
+        if model.likelihood == "cbernoulli":
+            log_px += np.sum(cb_log_norm_direct(p), axis=1)
     else:
         mean = expit(out)
         log_var = -3.5 + 5.5 * np.tanh(hd @ dec[4] + dec[5])
@@ -38,7 +45,7 @@ def numpy_vae_terms(model, x, eps):
     return log_px, kl, mu, lv
 
 
-@pytest.mark.parametrize("likelihood", ["bce", "gaussian"])
+@pytest.mark.parametrize("likelihood", ["cbernoulli", "bce", "gaussian"])
 def test_vae_elbo_matches_numpy(likelihood):
     cfg = TrainConfig(model="vae", latent_dim=3, hidden=(5,), kl_weight=2.0, recon_loss=likelihood)
     model = build_model(cfg, (4, 3))
@@ -51,6 +58,44 @@ def test_vae_elbo_matches_numpy(likelihood):
     np.testing.assert_allclose(terms["kl"], kl, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(terms["loss"], -log_px + 2.0 * kl, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(terms["elbo"], log_px - kl, rtol=1e-4, atol=1e-3)
+
+
+LAMBDAS = [0.001, 0.1, 0.3, 0.49, 0.4999, 0.5, 0.5001, 0.7, 0.95, 0.9999]
+
+
+@pytest.mark.parametrize("lam", LAMBDAS)
+def test_continuous_bernoulli_is_a_density_with_the_right_mean(lam):
+    from training.models import cbernoulli
+
+    logit = np.float32(np.log(lam) - np.log1p(-lam))
+    x = np.linspace(0.0, 1.0, 20001, dtype=np.float32)
+    density = np.exp(np.asarray(cbernoulli.log_prob(x, np.full_like(x, logit)), dtype=np.float64))
+    assert np.trapezoid(density, x) == pytest.approx(1.0, abs=2e-5)  # integrates to 1 over [0, 1]
+    mean = float(np.asarray(cbernoulli.mean(np.array([logit]))[0]))
+    assert mean == pytest.approx(np.trapezoid(x * density, x), abs=2e-5)  # decode's mean is E[x], not lambda
+    if abs(lam - 0.5) > 0.05:
+        assert float(np.asarray(cbernoulli.log_norm(np.array([logit]))[0])) == pytest.approx(
+            cb_log_norm_direct(np.float64(lam)), abs=1e-5)
+
+
+def test_continuous_bernoulli_is_smooth_through_one_half():
+    """The closed forms are 0/0 at lambda = 1/2: values and gradients stay finite and continuous there."""
+    import tensorflow as tf
+
+    from training.models import cbernoulli
+
+    logits = tf.constant([-0.2, -0.1001, -0.0999, -1e-6, 0.0, 1e-6, 0.0999, 0.1001, 0.2, 60.0, -60.0])
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        values = cbernoulli.log_norm(logits) + cbernoulli.mean(logits)
+    grads = tape.gradient(values, logits).numpy()
+    assert np.isfinite(values.numpy()).all() and np.isfinite(grads).all()
+    log_c, mean = np.asarray(cbernoulli.log_norm(logits)), np.asarray(cbernoulli.mean(logits))
+    np.testing.assert_allclose(log_c[3:6], np.log(2.0), atol=1e-6)
+    np.testing.assert_allclose(mean[3:6], 0.5, atol=1e-6)
+    np.testing.assert_allclose(log_c[1], log_c[2], atol=1e-5)  # either side of the series' cut-off
+    np.testing.assert_allclose(mean[[1, 2, 7, 8]], 0.5 + np.array([-0.1, -0.1, 0.1, 0.2]) / 12, atol=1e-4)
+    assert mean[-2] == pytest.approx(1 - 1 / 60, abs=1e-6) and mean[-1] == pytest.approx(1 / 60, abs=1e-6)
 
 
 def test_iwae_log_weights_match_numpy():

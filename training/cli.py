@@ -20,7 +20,8 @@ HELP = {
     "kl_weight": "VAE: beta, the weight of the KL term",
     "sparsity_weight": "SAE: weight of the KL sparsity penalty",
     "sparsity_target": "SAE: rho, target mean activation of each code unit, in (0, 1)",
-    "recon_loss": "reconstruction likelihood; auto = gaussian for frey, bce for other VAE data, mse for the SAE",
+    "recon_loss": "reconstruction likelihood; auto = gaussian for frey, cbernoulli (continuous Bernoulli, a density "
+                  "on [0, 1]) for other VAE data, mse for the SAE; bce = Bernoulli (a density for binary pixels)",
     "learning_rate": "Adam learning rate",
     "batch_size": "GLOBAL batch size, split across replicas",
     "epochs": "number of epochs",
@@ -70,14 +71,16 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One flag per TrainConfig field; defaults stay None so presets can fill the gaps."""
-    defaults = TrainConfig()
+def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = (),
+                         defaults: dict | None = None) -> None:
+    """One flag per TrainConfig field; defaults stay None so presets can fill the gaps. `defaults`: the
+    caller's own defaults for some fields (what it passes to config_from_args as `base`), shown in --help."""
+    shown_defaults = TrainConfig().to_dict() | (defaults or {})
     group = parser.add_argument_group("training configuration")
     for f in fields(TrainConfig):
         if f.name in skip:
             continue
-        default = getattr(defaults, f.name)
+        default = shown_defaults[f.name]
         kind = {"int": int, "float": float}.get(str(f.type), str)
         if f.name == "hidden":
             kind, default = parse_hidden, ",".join(map(str, default))

@@ -15,7 +15,7 @@ from typing import Any
 from training.errors import UserError
 
 MODELS = ("vae", "sae")
-RECON_LOSSES = ("auto", "bce", "mse", "gaussian")
+RECON_LOSSES = ("auto", "cbernoulli", "bce", "mse", "gaussian")
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -36,8 +36,11 @@ class TrainConfig:
     kl_weight: beta, the weight of the VAE's KL term.
     sparsity_weight: weight of the SAE's KL sparsity penalty.
     sparsity_target: rho, the target mean activation of each SAE code unit.
-    recon_loss: "auto" picks Gaussian for frey (VAE), BCE for other VAE data,
-        MSE for the SAE; or force "bce", "mse", "gaussian" (VAE only).
+    recon_loss: the VAE's likelihood p(x|z) per pixel, or the SAE's reconstruction loss. "auto" picks
+        "gaussian" for frey and "cbernoulli" for other VAE data, "mse" for the SAE. "cbernoulli": the
+        continuous Bernoulli (Loaiza-Ganem & Cunningham 2019), a density on [0, 1] for greyscale pixels;
+        "bce": Bernoulli, a density only for binary pixels (on greyscale data its figures are not
+        log-likelihoods); "gaussian": learned per-pixel variance (VAE only); "mse": unit variance.
     learning_rate, batch_size (global, split across replicas), epochs, seed.
     lr_schedule: "constant", or "cosine" decay of the learning rate to 0 over all epochs.
     warmup_epochs: linear learning-rate warm-up from 0 over this many first epochs (then the schedule).
@@ -122,7 +125,7 @@ class TrainConfig:
             raise bad("sparsity_target", self.sparsity_target, "rho must lie strictly between 0 and 1")
         if self.recon_loss not in RECON_LOSSES:
             raise bad("recon_loss", self.recon_loss, f"choose one of {', '.join(RECON_LOSSES)}")
-        if self.model == "sae" and self.recon_loss == "gaussian":
+        if self.model == "sae" and self.recon_loss in ("gaussian", "cbernoulli"):
             raise bad("recon_loss", self.recon_loss, "the sparse autoencoder takes 'mse' or 'bce'")
         if not self.learning_rate > 0:
             raise bad("learning_rate", self.learning_rate, "must be > 0")
@@ -184,7 +187,7 @@ class TrainConfig:
             return self.recon_loss
         if self.model == "sae":
             return "mse"
-        return "gaussian" if self.dataset == "frey" else "bce"
+        return "gaussian" if self.dataset == "frey" else "cbernoulli"
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

@@ -5,7 +5,11 @@
                      of a clustering recipe rank by; labels score, never train)
     VAE              test_elbo, test_log_likelihood (IWAE estimate of log p(x), K samples; nats per image;
                      with iw_refine_steps > 0 from refined proposals, and test_log_likelihood_amortized
-                     from the encoder's)
+                     from the encoder's); active_units on the test images
+    VAE, each epoch  val_log_likelihood (the same estimate on the validation images, K=VAL_IW_SAMPLES),
+                     val_active_units (Burda et al. 2016: latent dimensions u with
+                     Var_x(E_q(u|x)[u]) > ACTIVE_THRESHOLD; a collapsed dimension's posterior mean is
+                     the same for every image)
     labelled data    cluster_acc_train, cluster_acc_test, nmi_test, ari_test (k-means on the code)
     SAE              mean_activation
 """
@@ -22,7 +26,10 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 VAL_NOISE_STREAM = 1_000_003  # a fixed RNG stream for validation noise, apart from the training streams
 TEST_NOISE_STREAM = 2_000_003
 REFINE_NOISE_STREAM = 4_000_037
+VAL_IW_STREAM = 3_000_017
 REFINE_SAMPLES, REFINE_LEARNING_RATE = 8, 0.01
+ACTIVE_THRESHOLD = 0.01  # Burda et al. 2016
+VAL_IW_SAMPLES = 50  # K for val_log_likelihood: cheap on validation sets of a few thousand images
 
 
 def cluster_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -49,16 +56,35 @@ def reconstruct(model, x: np.ndarray, batch: int = 2048) -> np.ndarray:
     return np.concatenate([np.asarray(model(x[i:i + batch])) for i in range(0, len(x), batch)])
 
 
+def unit_activity(model, x: np.ndarray) -> np.ndarray:
+    """Per latent dimension, the variance over the images `x` of the posterior mean E_q(u|x)[u]: (latent,)."""
+    return embed(model, x).astype(np.float64).var(axis=0)
+
+
+def active_units(activity: np.ndarray, threshold: float = ACTIVE_THRESHOLD) -> int:
+    """How many dimensions are active (Burda et al. 2016): activity (see unit_activity) above `threshold`."""
+    return int(np.sum(np.asarray(activity) > threshold))
+
+
+def has_posterior(model) -> bool:
+    """Whether the model's code is the mean of a posterior q(z|x) (the VAE), where activity means something."""
+    return hasattr(model, "log_weights")
+
+
 def validation_metrics(model, x_val: np.ndarray, seed: int, y_val: np.ndarray | None = None,
                        n_clusters: int = 0) -> dict[str, float]:
     """Validation losses with a fixed noise draw, so epochs compare like for like; with labels,
-    `val_cluster_acc`: k-means (n_clusters) on the held-out images' codes, scored against their labels."""
+    `val_cluster_acc`: k-means (n_clusters) on the held-out images' codes, scored against their labels.
+    VAE: `val_log_likelihood` (IWAE estimate, K=VAL_IW_SAMPLES, its own fixed draw) and `val_active_units`."""
     rng = np.random.default_rng([seed, VAL_NOISE_STREAM])
     noise = rng.standard_normal((len(x_val), model.noise_dim)).astype(np.float32)
     terms = model.loss_terms(x_val, noise, training=False)
     out = {f"val_{k}": float(np.mean(np.asarray(v))) for k, v in terms.items() if k != "penalty"}
     out["val_loss"] = out["val_loss"] + float(np.asarray(terms["penalty"]))
     out["val_recon_mse"] = float(np.mean((reconstruct(model, x_val) - x_val) ** 2))
+    if has_posterior(model):
+        out["val_log_likelihood"] = importance_weighted(model, x_val, VAL_IW_SAMPLES, seed, stream=VAL_IW_STREAM)[1]
+        out["val_active_units"] = float(active_units(unit_activity(model, x_val)))
     if y_val is not None and 1 < n_clusters <= len(x_val):
         z = embed(model, x_val)
         if np.isfinite(z).all():  # a diverged model has no clustering to score (the loop then stops)
@@ -103,10 +129,11 @@ def refine_proposal(model, x: np.ndarray, steps: int, seed: int, samples: int = 
 
 
 def importance_weighted(model, x: np.ndarray, k: int, seed: int, budget: int = 200_000,
-                        proposal: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[float, float]:
+                        proposal: tuple[np.ndarray, np.ndarray] | None = None,
+                        stream: int = TEST_NOISE_STREAM) -> tuple[float, float]:
     """(mean ELBO, mean IWAE log-likelihood estimate) in nats per image, with K=k samples from the
     encoder's q(z|x), or from `proposal` = (mean, log_var) per image (see refine_proposal)."""
-    rng = np.random.default_rng([seed, TEST_NOISE_STREAM])
+    rng = np.random.default_rng([seed, stream])
     chunk = max(1, budget // k)
     elbo, ll = [], []
     for i in range(0, len(x), chunk):
@@ -137,6 +164,7 @@ def evaluate(model, data, config) -> dict[str, float]:
     metrics = {**{k: val[k] for k in ("val_loss", "val_cluster_acc") if k in val},
                "test_recon_mse": float(np.mean((reconstruct(model, data.x_test) - data.x_test) ** 2))}
     if config.model == "vae":
+        metrics["active_units"] = float(active_units(unit_activity(model, data.x_test)))
         metrics["test_elbo"], metrics["test_log_likelihood"] = importance_weighted(
             model, data.x_test, config.iw_samples, config.seed)
         if config.iw_refine_steps:

@@ -1,4 +1,4 @@
 """Ray Tune sweeps for aesweep: everything that imports ray lives here.
 
-    python -m tuning --model vae --dataset digits --num-samples 8 --max-epochs 10
+    python -m tuning --model vae --dataset digits --num-samples 8 --max-epochs 20
 """

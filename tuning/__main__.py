@@ -1,6 +1,6 @@
 """Sweep hyperparameters with Ray Tune; every trial an MLflow child run; the best model registered.
 
-    python -m tuning --model vae --dataset digits --num-samples 8 --max-epochs 10
+    python -m tuning --model vae --dataset digits                  # the showcase (`make sweep`): 8 trials
     python -m tuning --model sae --dataset mnist-test --data-dir ../shared/data --search optuna
     python -m tuning ... --address auto --tracking-uri http://HEAD:5000 --storage-path /shared/ray_results
     python -m tuning ... --name my-sweep --resume          # continue an interrupted sweep
@@ -14,13 +14,20 @@ import time
 from training.cli import OneLineErrors, add_config_arguments, add_preset_argument, config_from_args, optional
 from training.errors import UserError
 
+# The sweep's own defaults, below any preset and flag: without a recipe, a sweep is the showcase (`make
+# sweep`: the VAE on the bundled digits, about 1300 training images), which must train each trial long
+# enough to learn in about a minute: batches of 32 and 20 epochs are about 800 optimizer steps (at the
+# training default of 128 and 10 epochs, about 100 steps crowned a posterior-collapsed VAE). BENCHMARKS.md.
+SWEEP_EPOCHS = 20
+SWEEP_DEFAULTS = {"batch_size": 32}
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineErrors(prog="python -m tuning", description=__doc__.split("\n\n")[0])
     s = p.add_argument_group("sweep")
     s.add_argument("--num-samples", type=int, default=8, help="number of trials (default: 8)")
     s.add_argument("--max-epochs", type=int, default=None, help="epochs per trial; ASHA may stop a trial earlier "
-                                                                "(default: the preset's epochs, else 10)")
+                                                                f"(default: the preset's epochs, else {SWEEP_EPOCHS})")
     s.add_argument("--search", choices=("random", "optuna"), default="random",
                    help="random sampling, or Optuna's TPE (Bayesian) through Ray's OptunaSearch")
     s.add_argument("--scheduler", choices=("asha", "fifo"), default="asha",
@@ -58,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-system-metrics", action="store_true", help="do not sample CPU / memory / GPU use")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow and Ray worker logs")
     add_preset_argument(p)
-    add_config_arguments(p, skip=("epochs", "seed"))
+    add_config_arguments(p, skip=("epochs", "seed"), defaults=SWEEP_DEFAULTS)
     return p
 
 
@@ -70,8 +77,8 @@ def sweep_from_args(args):
         raise UserError(f"invalid --max-epochs {args.max_epochs}: give at least 1 (or leave it out for the default)")
     if args.num_samples < 1:
         raise UserError(f"invalid --num-samples {args.num_samples}: give at least 1")
-    base = config_from_args(args)
-    base = base.replace(epochs=args.max_epochs or (base.epochs if args.preset else 10),
+    base = config_from_args(args, base=SWEEP_DEFAULTS)
+    base = base.replace(epochs=args.max_epochs or (base.epochs if args.preset else SWEEP_EPOCHS),
                         seed=choose_seed(args.seed))
     metric, mode = metric_for(base, args.metric, args.mode)
     name = args.name or f"{base.model}-{base.dataset.replace(':', '_').replace('/', '_')}-" \

@@ -1,4 +1,4 @@
-"""Variational autoencoder (Kingma & Welling 2013) with a Bernoulli or Gaussian decoder.
+"""Variational autoencoder (Kingma & Welling 2013) with a continuous Bernoulli, Bernoulli or Gaussian decoder.
 
 Randomness is not drawn inside the model: the loop supplies standard-normal noise per
 example (seeded by seed and epoch), so results do not depend on how a batch is split
@@ -14,6 +14,7 @@ import_tensorflow()
 import keras  # noqa: E402
 from keras import ops
 
+from training.models import cbernoulli
 from training.models.mlp import decoder_trunk, encoder_trunk, pixels
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -31,7 +32,9 @@ class VAE(keras.Model):
         self.latent_dim = int(latent_dim)
         self.hidden = tuple(int(h) for h in hidden)
         self.activation = activation
-        self.likelihood = likelihood  # "bce" (Bernoulli), "gaussian" (learned variance) or "mse" (unit variance)
+        # "cbernoulli" (continuous Bernoulli: a density on [0, 1]), "bce" (Bernoulli: a density only for
+        # binary pixels), "gaussian" (learned variance) or "mse" (unit variance)
+        self.likelihood = likelihood
         self.kl_weight = float(kl_weight)
         self.iw_train_samples = int(iw_train_samples)  # K > 1: train on the importance-weighted bound
         d = pixels(self.image_shape)
@@ -60,7 +63,7 @@ class VAE(keras.Model):
         return self.encode(x)[0]
 
     def decode_params(self, z, training=False):
-        """(B, latent) -> x_param (B, D) [, x_log_var (B, D)]: logits for "bce", means otherwise."""
+        """(B, latent) -> x_param (B, D) [, x_log_var (B, D)]: logits for "bce" and "cbernoulli", means otherwise."""
         out = self.decoder(z, training=training)
         if self.likelihood == "gaussian":
             param, raw = out
@@ -69,9 +72,9 @@ class VAE(keras.Model):
         return (ops.sigmoid(out) if self.likelihood == "mse" else out), None
 
     def decode(self, z):
-        """(B, latent) -> pixel means (B, H, W) in [0, 1]."""
+        """(B, latent) -> pixel means (B, H, W) in [0, 1] (the continuous Bernoulli's mean, not its lambda)."""
         param, _ = self.decode_params(z)
-        mean = ops.sigmoid(param) if self.likelihood == "bce" else param
+        mean = {"bce": ops.sigmoid, "cbernoulli": cbernoulli.mean}.get(self.likelihood, lambda p: p)(param)
         return ops.reshape(mean, (-1,) + self.image_shape)
 
     def call(self, x, training=False):
@@ -82,6 +85,8 @@ class VAE(keras.Model):
     def log_px_z(self, x_flat, z, training=False):
         """log p(x|z) per example, (B, D) x (B, latent) -> (B,)."""
         param, log_var = self.decode_params(z, training=training)
+        if self.likelihood == "cbernoulli":
+            return ops.sum(cbernoulli.log_prob(x_flat, param), axis=-1)
         if self.likelihood == "bce":
             # log Bernoulli(x | sigmoid(logits)) = -softplus(-l) * x - softplus(l) * (1 - x)
             return -ops.sum(x_flat * ops.softplus(-param) + (1.0 - x_flat) * ops.softplus(param), axis=-1)
