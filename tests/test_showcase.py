@@ -54,8 +54,10 @@ def test_showcase_sweep_champion_has_active_units_and_a_changing_traversal(tmp_p
     import sys
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
+    # A seed the showcase settings were not chosen on (they were measured with seed 0): `make sweep` draws a
+    # fresh one each time; a fixed one keeps the test deterministic.
     out = subprocess.run([sys.executable, "-m", "tuning", "--model", "vae", "--dataset", "digits",
-                          "--storage-path", str(tmp_path / "ray")],
+                          "--storage-path", str(tmp_path / "ray"), "--seed", "1"],
                          # this checkout's code, whatever the venv has installed
                          cwd=tmp_path, env=env_for(uri) | {"PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
                          timeout=900)
