@@ -125,7 +125,7 @@ def test_sweep_parent_and_children(mlflow_run_sweep):
         assert kid.info.status in ("FINISHED", "KILLED"), kid.info.status
         assert kid.data.params["iw_train_samples"] == "5"  # the preset's recipe in every trial
         if kid.info.status == "FINISHED":
-            assert epochs == 4 and {"test_log_likelihood", "test_log_likelihood_amortized"} <= set(kid.data.metrics)
+            assert epochs == 4 and {"val_log_likelihood", "test_log_likelihood", "test_log_likelihood_refined"} <= set(kid.data.metrics)
         else:  # stopped by ASHA: says so, and its history stops where it was stopped
             assert "stopped_early" in kid.data.tags and 1 <= epochs < 4
         assert [m.step for m in client.get_metric_history(kid.info.run_id, "loss")] == list(range(1, epochs + 1))

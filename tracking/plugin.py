@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 
+from tracking.registry import DEFAULT_METRIC
 from tracking.store import dataset_label
 
 
@@ -18,8 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="register the model as <model>-<dataset>; the alias 'champion' moves only on improvement")
     g.add_argument("--register-as", default=None, metavar="NAME", help="register under NAME (implies --register)")
     g.add_argument("--registry-metric", default=None, metavar="METRIC",
-                   help="final metric deciding the champion (default: test_log_likelihood for the VAE, "
-                        "cluster_acc_test for the SAE)")
+                   help="final validation metric deciding the champion (default: " + ", ".join(
+                       f"{m} for the {model.upper()} on {'labelled' if lab else 'unlabelled'} data"
+                       for (model, lab), (m, _) in DEFAULT_METRIC.items()) + "); test metrics are refused: "
+                        "they are reported, never compared to choose")
     g.add_argument("--image-every", type=int, default=None, metavar="N",
                    help="log images every N epochs (default: about five times per run, and at the end)")
     g.add_argument("--no-system-metrics", action="store_true", help="do not sample CPU / memory / GPU use")

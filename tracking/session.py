@@ -20,7 +20,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from tracking.callback import MlflowCallback
-from tracking.registry import Registration, default_metric, register
+from tracking.registry import Registration, check_selection_metric, default_metric, register
 from tracking.secrets import redact
 from tracking.store import default_experiment, prepare
 
@@ -121,6 +121,7 @@ def tracked_run(config, data, tracking_uri: str | None = None, experiment: str |
     all_tags = {k: redact(str(v)) for k, v in all_tags.items() if v is not None}
     metric = default_metric(config.model, data.labelled)
     if registry_metric:
+        check_selection_metric(registry_metric)  # before the run starts: nothing half-written
         metric = (registry_metric, "min" if registry_metric.endswith(("mse", "loss")) else "max")
     callback = MlflowCallback(image_every=image_every, log_model=log_model or bool(register_as))
     active = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id, run_name=run_name,
