@@ -152,6 +152,7 @@ def test_sweep_registers_a_champion_that_reconstructs(mlflow_run_sweep):
     client = mlflow_run_sweep["client"]
     mv = client.get_model_version_by_alias("e2e-vae", "champion")
     assert mv.tags["source_run"] == the_parent(client).data.tags["best_run_id"]
+    assert mv.tags["metric"] == "val_log_likelihood"  # chosen on validation, never on test
     mlflow.set_tracking_uri(mlflow_run_sweep["uri"])
     model = mlflow.pyfunc.load_model("models:/e2e-vae@champion")
     x = load_dataset("digits").x_test[:8]

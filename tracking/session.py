@@ -113,6 +113,8 @@ def tracked_run(config, data, tracking_uri: str | None = None, experiment: str |
                 log_model: bool = True, register_as: str | None = None, registry_metric: str | None = None,
                 quiet: bool = False):
     """Start (or resume `run_id`) a run for one training, yield a TrackedRun, close it truthfully."""
+    if registry_metric:
+        check_selection_metric(registry_metric)  # before the store is touched: nothing half-written
     # A resumed run keeps its experiment; only a new run needs one (created here if missing).
     uri, experiment_id = prepare(tracking_uri, None if run_id else
                                  (experiment or default_experiment(config.model, config.dataset)))
@@ -121,7 +123,6 @@ def tracked_run(config, data, tracking_uri: str | None = None, experiment: str |
     all_tags = {k: redact(str(v)) for k, v in all_tags.items() if v is not None}
     metric = default_metric(config.model, data.labelled)
     if registry_metric:
-        check_selection_metric(registry_metric)  # before the run starts: nothing half-written
         metric = (registry_metric, "min" if registry_metric.endswith(("mse", "loss")) else "max")
     callback = MlflowCallback(image_every=image_every, log_model=log_model or bool(register_as))
     active = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id, run_name=run_name,
