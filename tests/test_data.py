@@ -23,13 +23,43 @@ def test_digits_offline_splits_and_digest():
 
 
 @needs_shared("frey_rawface.mat")
-def test_frey_faces_upright_with_seed0_test_split(shared_data):
+def test_frey_faces_upright_with_the_published_test_split(shared_data):
+    """The test faces are exactly those of Li & Turner's code (YingzhenLi/VRbound, train_freyface.py),
+    recomputed here from the raw file by their procedure and pinned by first/last index and content."""
+    import hashlib
+
+    from scipy.io import loadmat
+
     d = load_dataset("frey", shared_data)
     assert d.image_shape == (28, 20)
-    assert len(d.x_test) == 196 and len(d.x_train) + len(d.x_val) == 1965 - 196
+    assert len(d.x_test) == 197 and len(d.x_train) == 1591 and len(d.x_val) == 177
     assert d.y_train is None and not d.labelled
-    # The test split does not depend on the validation seed.
-    assert np.array_equal(load_dataset("frey", shared_data, split_seed=5).x_test, d.x_test)
+    raw = loadmat(f"{shared_data}/frey_rawface.mat")["ff"].T.copy()  # (1965, 560) uint8, file order
+    state = np.random.get_state()
+    try:  # the published procedure, with the legacy global RNG
+        data = raw.copy()
+        np.random.seed(0)
+        np.random.shuffle(data)
+    finally:
+        np.random.set_state(state)
+    published_test = data[int(0.9 * len(data)):]
+    where = {row.tobytes(): i for i, row in enumerate(raw)}  # the 1965 faces are distinct
+    assert len(where) == len(raw)
+    index = [where[row.tobytes()] for row in published_test]
+    assert len(index) == 197 and (index[0], index[-1]) == (139, 684)
+    assert hashlib.sha256(published_test.tobytes()).hexdigest() == FREY_TEST_SHA256
+    ours = np.round(d.x_test.reshape(len(d.x_test), -1) * 255).astype(np.uint8)
+    assert np.array_equal(ours, published_test)  # same faces, same order
+    # Train and validation come from the other 1768 faces only; validation seed never moves test.
+    test_rows = {row.tobytes() for row in published_test}
+    for part in (d.x_train, d.x_val):
+        rows = np.round(part.reshape(len(part), -1) * 255).astype(np.uint8)
+        assert not test_rows & {row.tobytes() for row in rows}
+    again = load_dataset("frey", shared_data, split_seed=5)
+    assert np.array_equal(again.x_test, d.x_test) and not np.array_equal(again.x_val, d.x_val)
+
+
+FREY_TEST_SHA256 = "b29682d851d310003a12b3bc228af9fba81f8dc17ca5437aca67cbe21871bb88"
 
 
 @needs_shared("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")

@@ -155,3 +155,25 @@ def test_augmentation_shifts_scale_with_the_image():
     for moved in (small, large):  # up to a tenth of the image, and most of that range used
         assert np.abs(moved).max() <= 0.1 + 1e-6 and np.abs(moved).max() > 0.08
     np.testing.assert_allclose(np.std(small), np.std(large), rtol=0.1)  # the same relative shifts
+
+
+def test_headline_is_the_amortised_estimate_and_validation_has_its_own():
+    """test_log_likelihood is the encoder-proposal estimate whatever iw_refine_steps; the refined one sits
+    beside it; val_log_likelihood is the same estimator on the validation images (what selects)."""
+    from training.data import Dataset
+    from training.evaluate import VAL_IW_NOISE_STREAM, evaluate
+
+    rng = np.random.default_rng(4)
+    x = rng.uniform(size=(3, 12, 3, 3)).astype(np.float32)
+    data = Dataset("tiny", x[0], x[1], x[2], None, None, None, "digest", "bernoulli")
+    config = TrainConfig(model="vae", latent_dim=2, hidden=(8,), iw_samples=20, iw_refine_steps=30)
+    model = build_model(config, (3, 3))
+    m = evaluate(model, data, config)
+    assert m["test_log_likelihood"] == pytest.approx(importance_weighted(model, x[2], 20, config.seed)[1])
+    assert m["val_log_likelihood"] == pytest.approx(
+        importance_weighted(model, x[1], 20, config.seed, stream=VAL_IW_NOISE_STREAM)[1])
+    assert m["test_log_likelihood_refined"] != m["test_log_likelihood"]
+    assert "test_log_likelihood_amortized" not in m
+    plain = evaluate(model, data, config.replace(iw_refine_steps=0))
+    assert plain["test_log_likelihood"] == pytest.approx(m["test_log_likelihood"])
+    assert "test_log_likelihood_refined" not in plain and "val_recon_mse" in plain

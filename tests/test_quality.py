@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 
+from benchmarks.quality import HEADER
 from tests.conftest import ROOT, SHARED_DATA
 
 
@@ -25,17 +26,44 @@ def test_quick_benchmark_writes_a_table(tmp_path):
     assert text.startswith("# Benchmarks\n\nkept text\n")  # the rest of the file is kept
     block = text[text.index("<!-- quality:begin -->"):text.index("<!-- quality:end -->")]
     rows = [ln for ln in block.splitlines() if ln.startswith("| ")]
-    assert rows[0].startswith("| benchmark | recipe | ours | target | anchors")
+    assert rows[0] == "| " + " | ".join(HEADER) + " |"
     assert set(rows[1].replace(" ", "")) <= set("|-")
-    body = {r.split(" | ")[1]: r for r in rows[2:]}
-    assert set(body) == {"`digits-sae`", "`digits-vae`", "`frey-vae`", "`mnist-sae`"}
-    assert body["`mnist-sae`"].startswith(f"| npz:{tmp_path}/mine.npz: sparse AE + k-means")
-    assert "k-means on pixels (ours, measured) " in body["`mnist-sae`"]
-    assert "test_log_likelihood_amortized" in body["`digits-vae`"]
-    assert all(r.count(" | ") == 6 for r in rows)
-    assert "k-means on pixels (ours, measured) 0." in body["`digits-sae`"]
+    cells = {r.split(" | ")[1]: dict(zip(HEADER, r[2:-2].split(" | "))) for r in rows[2:]}
+    assert all(r.count(" | ") == len(HEADER) - 1 for r in rows)
+    assert set(cells) == {"`digits-sae`", "`digits-vae`", "`frey-vae`", "`mnist-sae`"}
+    npz = cells["`mnist-sae`"]
+    assert npz["benchmark"] == f"npz:{tmp_path}/mine.npz: sparse AE + k-means"
+    assert npz["anchors [their dataset; estimator]"].startswith("k-means on pixels (ours, measured) ")
+    assert cells["`digits-sae`"]["anchors [their dataset; estimator]"].startswith("k-means on pixels (ours, measured) 0.")
+    vae = cells["`digits-vae`"]
+    assert vae["estimator"].startswith("importance-weighted log p(x), encoder proposal, K=100")
+    assert "test_log_likelihood_refined" in vae["other metrics (mean)"] and "_amortized" not in block
+    for c in cells.values():  # 2 seeds each in quick mode: mean, sd and a t-interval that contains the mean
+        if c["recipe"] == "`frey-vae`" and not (SHARED_DATA / "frey_rawface.mat").exists():
+            assert c["ours: mean ± sd"].startswith("skipped") and c["seeds"] == "—"
+            continue
+        values = [float(v) for v in c["seeds"].split(": ")[1].split(", ")]
+        assert len(values) == 2 and c["seeds"].startswith("2: ")
+        low, high = (float(v) for v in c["95% t-interval"].strip("[]").split(", "))
+        shown = c["ours: mean ± sd"].split("**")[1]
+        mean, last_digit = float(shown), 10.0 ** -len(shown.split(".")[1])
+        assert low <= mean <= high and " sd" in c["ours: mean ± sd"]
+        assert abs((low + high) / 2 - mean) <= last_digit  # centred on the mean, up to the printed rounding
+    assert "not judged in quick mode" in cells["`frey-vae`"]["target"]
     if (SHARED_DATA / "frey_rawface.mat").exists():
-        assert "Li & Turner" in body["`frey-vae`"] and "**" in body["`frey-vae`"]
-    else:
-        assert "skipped" in body["`frey-vae`"]
+        frey = cells["`frey-vae`"]
+        assert "last 197 of 1965 faces" in frey["split"] and "K=100" in frey["estimator"]
+        assert "1380.30 ± 4.60 [Frey Face, 10-fold CV mean ± s.e.; encoder proposal, K=5000]" in \
+            frey["anchors [their dataset; estimator]"]
     assert "quick mode" in block and "python -m benchmarks.quality --quick" in block
+
+
+def test_verdict_needs_the_interval_to_clear_the_target():
+    from benchmarks.quality import BENCHMARKS, Outcome
+
+    mnist = next(b for b in BENCHMARKS if b.recipe == "mnist-sae")  # target 0.88
+    assert Outcome(mnist, [0.905, 0.888, 0.866]).verdict(False).startswith("0.88: not met")  # mean 0.886
+    assert Outcome(mnist, [0.90, 0.91, 0.905, 0.895, 0.90]).verdict(False).startswith("0.88: met")
+    assert "one seed" in Outcome(mnist, [0.95]).verdict(False)
+    low, high = Outcome(mnist, [0.905, 0.888, 0.866]).interval()
+    assert (round(low, 3), round(high, 3)) == (0.838, 0.935)  # mean 0.886, t(0.975, 2) = 4.303, sd 0.0196

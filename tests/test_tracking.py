@@ -86,7 +86,7 @@ def test_registered_champion_loads_and_reconstructs(sqlite_run):
     mlflow.set_tracking_uri(sqlite_run["uri"])
     mv = sqlite_run["client"].get_model_version_by_alias("vae-digits", "champion")
     assert mv.tags["source_run"] == sqlite_run["runs"][0].info.run_id
-    assert mv.tags["metric"] == "test_log_likelihood"
+    assert mv.tags["metric"] == "val_log_likelihood"
     model = mlflow.pyfunc.load_model("models:/vae-digits@champion")
     x = load_dataset("digits").x_test[:5]
     recon = model.predict(x)
@@ -130,6 +130,34 @@ def test_alias_moves_only_on_improvement(sqlite_run):
     assert str(client.get_model_version_by_alias("gate", "champion").version) == better.version
     assert client.get_model_version("gate", worse.version).tags["challenger"] == "true"
     assert "other data" in other_data.reason and "does not beat" in worse.reason
+
+
+def test_champion_is_chosen_on_validation_not_test(sqlite_run):
+    """Through the sweep's registration: a version with the better test figure but the worse validation
+    figure stays a challenger; one with the better validation figure (and worse test) becomes champion."""
+    import mlflow
+
+    from training.config import TrainConfig
+    from tuning.summary import register_best
+    from tuning.sweep import SweepConfig
+
+    client, source = sqlite_run["client"], sqlite_run["runs"][0]
+    mlflow.set_tracking_uri(sqlite_run["uri"])
+    sweep = SweepConfig(base=TrainConfig(model="vae"), space={}, register_as="val-gate")
+    exp_id = source.info.experiment_id
+    outcomes = []
+    with mlflow.start_run(experiment_id=exp_id, run_name="parent"):
+        for val, test in ((-30.0, -31.0), (-32.0, -25.0), (-29.0, -40.0)):
+            run = client.create_run(exp_id, tags={"pyfunc_model_uri": f"runs:/{source.info.run_id}/pyfunc",
+                                                  "dataset_digest": source.data.tags["dataset_digest"]})
+            client.log_metric(run.info.run_id, "val_log_likelihood", val)
+            client.log_metric(run.info.run_id, "test_log_likelihood", test)
+            client.set_terminated(run.info.run_id)
+            outcomes.append(register_best(client, {"run_id": run.info.run_id, "trial_id": "t"}, sweep))
+    assert [r.promoted for r in outcomes] == [True, False, True]
+    assert "val_log_likelihood -32.0000 does not beat" in outcomes[1].reason
+    champion = client.get_model_version_by_alias("val-gate", "champion")
+    assert str(champion.version) == outcomes[2].version and champion.tags["metric"] == "val_log_likelihood"
 
 
 def test_no_secret_anywhere_in_the_store(sqlite_run):

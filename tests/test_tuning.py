@@ -134,7 +134,8 @@ def test_sweep_parent_and_children(mlflow_run_sweep):
         epochs = len(client.get_metric_history(kid.info.run_id, "val_elbo"))
         assert kid.info.status == "FINISHED", kid.info.status  # stopped early is not a failure
         if kid.data.tags.get("stopped_early") != "true":
-            assert epochs == 4 and {"test_log_likelihood", "test_log_likelihood_amortized"} <= set(kid.data.metrics)
+            assert epochs == 4 and {"val_log_likelihood", "test_log_likelihood",
+                                    "test_log_likelihood_refined"} <= set(kid.data.metrics)
             assert "stopped_at_epoch" not in kid.data.tags
         else:  # stopped by ASHA: says so and where, and its history stops there
             assert 1 <= epochs < 4 and kid.data.tags["stopped_at_epoch"] == str(epochs)
@@ -245,6 +246,7 @@ def test_sweep_registers_a_champion_that_reconstructs(mlflow_run_sweep):
     client = mlflow_run_sweep["client"]
     mv = client.get_model_version_by_alias("e2e-vae", "champion")
     assert mv.tags["source_run"] == the_parent(client).data.tags["best_run_id"]
+    assert mv.tags["metric"] == "val_log_likelihood"  # chosen on validation, never on test
     mlflow.set_tracking_uri(mlflow_run_sweep["uri"])
     model = mlflow.pyfunc.load_model("models:/e2e-vae@champion")
     x = load_dataset("digits").x_test[:8]

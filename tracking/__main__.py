@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     best = sub.add_parser("best", help="the best runs of an experiment, with their key metrics and model URIs")
     best.add_argument("--tracking-uri", default=None)
     best.add_argument("--experiment", default=None, help="experiment name (default: every aesweep-* experiment)")
-    best.add_argument("--metric", default=None, help="rank by this metric (default: per model kind)")
+    best.add_argument("--metric", default=None, help="rank by this validation metric (default: the registry's, "
+                                                     "per model kind; test metrics are refused)")
     best.add_argument("--top", type=int, default=5)
     return p
 

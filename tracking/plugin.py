@@ -5,6 +5,7 @@ import argparse
 import contextlib
 from pathlib import Path
 
+from tracking.registry import DEFAULT_METRIC
 from tracking.store import dataset_label
 
 
@@ -19,8 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="register the model as <model>-<dataset>; the alias 'champion' moves only on improvement")
     g.add_argument("--register-as", default=None, metavar="NAME", help="register under NAME (implies --register)")
     g.add_argument("--registry-metric", default=None, metavar="METRIC",
-                   help="final metric deciding the champion (default: test_log_likelihood for the VAE, "
-                        "cluster_acc_test for the SAE)")
+                   help="final validation metric deciding the champion (default: " + ", ".join(
+                       f"{m} for the {model.upper()} on {'labelled' if lab else 'unlabelled'} data"
+                       for (model, lab), (m, _) in DEFAULT_METRIC.items()) + "); test metrics are refused: "
+                        "they are reported, never compared to choose")
     g.add_argument("--image-every", type=int, default=None, metavar="N",
                    help="log images every N epochs, and at the end (at most 10 image steps per run: "
                         "longer runs log less often)")

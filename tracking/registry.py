@@ -1,7 +1,8 @@
 """Model Registry: register a version, and move the `champion` alias only on improvement.
 
-A version is compared with the current champion only on the same metric and the same
-dataset digest; otherwise (or when it is not better) it is tagged `challenger`.
+A version is compared with the current champion only on the same validation metric and the same
+dataset digest; otherwise (or when it is not better) it is tagged `challenger`. Test metrics
+never decide: they are computed once, at the end, for the report.
 """
 from __future__ import annotations
 
@@ -11,15 +12,33 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from training.errors import UserError
+from training.evaluate import is_test_metric
+
 CHAMPION = "champion"
-# Which final metric decides, and which direction is better.
-DEFAULT_METRIC = {"vae": ("test_log_likelihood", "max"), "sae": ("cluster_acc_test", "max")}
+# Which final validation metric decides, and which direction is better, by (model, labelled data):
+# the VAE by its importance-weighted log-likelihood of the validation images (the test headline's
+# estimator), the SAE by k-means accuracy on the validation codes when labels exist, else by
+# reconstruction of the validation images.
+DEFAULT_METRIC = {("vae", True): ("val_log_likelihood", "max"), ("vae", False): ("val_log_likelihood", "max"),
+                  ("sae", True): ("val_cluster_acc", "max"), ("sae", False): ("val_recon_mse", "min")}
+
+
+class SelectionError(UserError, ValueError):
+    """A test metric was asked to decide."""
 
 
 def default_metric(model: str, labelled: bool) -> tuple[str, str]:
-    if model == "sae" and not labelled:
-        return "test_recon_mse", "min"
-    return DEFAULT_METRIC[model]
+    return DEFAULT_METRIC[(model, bool(labelled))]
+
+
+def check_selection_metric(metric: str, flag: str = "--registry-metric") -> str:
+    """`metric`, if it may decide; a test metric stops with one line saying what to use instead."""
+    if is_test_metric(metric):
+        raise SelectionError(f"{flag} {metric} is a test metric; choose on validation metrics (val_*, e.g. "
+                             f"val_log_likelihood, val_cluster_acc, val_recon_mse): test figures are reported, "
+                             f"never compared to choose")
+    return metric
 
 
 @dataclass(frozen=True)
@@ -40,6 +59,7 @@ class Registration:
 
 def register(model_uri: str, name: str, run_id: str, metric: str, mode: str, value: float,
              digest: str, client: MlflowClient | None = None) -> Registration:
+    check_selection_metric(metric, "registry metric")  # before anything is written
     client = client or MlflowClient()
     mv = mlflow.register_model(model_uri, name, tags={"source_run": run_id, "metric": metric,
                                                       "metric_value": repr(float(value)), "mode": mode,

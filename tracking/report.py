@@ -4,10 +4,12 @@ from __future__ import annotations
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from tracking.registry import DEFAULT_METRIC
+from tracking.registry import SelectionError, check_selection_metric, default_metric
 from tracking.store import prepare
 
-KEY_METRICS = ("test_log_likelihood", "test_elbo", "cluster_acc_test", "nmi_test", "test_recon_mse", "val_loss")
+# Shown beside the deciding metric (display only: runs are ordered by a validation metric).
+KEY_METRICS = ("val_log_likelihood", "val_cluster_acc", "val_recon_mse", "test_log_likelihood", "test_elbo",
+               "cluster_acc_test", "nmi_test", "test_recon_mse")
 
 
 def best_runs(uri: str, experiment: str | None, metric: str | None, top: int):
@@ -24,19 +26,26 @@ def best_runs(uri: str, experiment: str | None, metric: str | None, top: int):
     out = []
     for exp in exps:
         kind = "sae" if exp.name.startswith("aesweep-sae") else "vae"
-        m = metric or DEFAULT_METRIC[kind][0]
-        mode = "ASC" if m.endswith(("mse", "loss")) else "DESC"
-        # Only runs that have the metric: a sweep's parent (and an `mlflow run` project run) has no model.
-        runs = mlflow.search_runs([exp.experiment_id], order_by=[f"metrics.`{m}` {mode}"], max_results=top,
-                                  filter_string=f"attributes.status = 'FINISHED' and metrics.`{m}` > -1e300")
-        out.append((exp.name, m, mode, runs))
+        if metric:
+            check_selection_metric(metric, "--metric")
+            choices = [(metric, "min" if metric.endswith(("mse", "loss")) else "max")]
+        else:  # the registry's metric: labelled data's if these runs have it, else unlabelled data's
+            choices = [default_metric(kind, True), default_metric(kind, False)]
+        for m, mode in choices:
+            order = "ASC" if mode == "min" else "DESC"
+            # Only runs that have the metric: a sweep's parent (and an `mlflow run` project run) has no model.
+            runs = mlflow.search_runs([exp.experiment_id], order_by=[f"metrics.`{m}` {order}"], max_results=top,
+                                      filter_string=f"attributes.status = 'FINISHED' and metrics.`{m}` > -1e300")
+            if f"metrics.{m}" in runs and runs[f"metrics.{m}"].notna().any():
+                break
+        out.append((exp.name, m, order, runs))
     return out
 
 
 def print_best(uri: str, experiment: str | None, metric: str | None, top: int) -> int:
     try:
         tables = best_runs(uri, experiment, metric, top)
-    except LookupError as e:
+    except (LookupError, SelectionError) as e:
         print(f"error: {e}")
         return 2
     if not tables:
@@ -49,7 +58,7 @@ def print_best(uri: str, experiment: str | None, metric: str | None, top: int) -
         if runs.empty:
             print("  no finished runs")
             continue
-        cols = [c for c in KEY_METRICS if f"metrics.{c}" in runs]
+        cols = [c for c in dict.fromkeys((m, *KEY_METRICS)) if f"metrics.{c}" in runs]
         header = f"  {'run id':<32}  " + "  ".join(f"{c:>18}" for c in cols) + "  model"
         print(header)
         for _, r in runs.iterrows():

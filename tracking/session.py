@@ -22,7 +22,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from tracking.callback import MlflowCallback
-from tracking.registry import Registration, default_metric, register
+from tracking.registry import Registration, check_selection_metric, default_metric, register
 from tracking.secrets import redact, safe_uri
 from tracking.store import default_experiment, prepare
 
@@ -138,6 +138,8 @@ def tracked_run(config, data, tracking_uri: str | None = None, experiment: str |
     """Start (or resume `run_id`) a run for one training, yield a TrackedRun, close it truthfully.
     param_keys: the config fields the run records (see MlflowCallback); None: all that apply.
     headline: a sweep's metric, also logged as `sweep/<metric>` (see MlflowCallback)."""
+    if registry_metric:
+        check_selection_metric(registry_metric)  # before the store is touched: nothing half-written
     if run_id is None and parent_run_id is None:
         parent_run_id = project_run()
     # A resumed run keeps its experiment, a child its parent's; only a new run needs one (created if missing).

@@ -40,9 +40,10 @@ HELP = {
     "contrast_weight": "SAE with augmentation: weight of the InfoNCE term telling each image's other augmentation "
                        "apart from the batch's; 0 = off",
     "contrast_temperature": "SAE: temperature of that InfoNCE term's cosine similarities",
-    "iw_samples": "importance samples K for the VAE's test log-likelihood (IWAE estimate)",
-    "iw_refine_steps": "VAE: Adam steps refining each test image's proposal q(z|x) before that estimate (0 = the "
-                       "encoder's q)",
+    "iw_samples": "importance samples K for the VAE's validation and test log-likelihood (IWAE estimate with "
+                  "the encoder's proposal)",
+    "iw_refine_steps": "VAE: also report test_log_likelihood_refined, each test image's proposal q(z|x) refined "
+                       "by this many Adam steps first (0 = off)",
     "traversal_steps": "points along each latent axis in traversal images",
 }
 CHOICES = {"model": MODELS, "recon_loss": RECON_LOSSES, "lr_schedule": LR_SCHEDULES}

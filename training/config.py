@@ -62,10 +62,11 @@ class TrainConfig:
     contrast_weight: SAE only, with augmentation: weight of an InfoNCE term: each image's code must
         pick out its other augmentation's code among the global batch's (cosine similarity of
         batch-centred codes / contrast_temperature); invariant codes that still tell images apart.
-    iw_samples: K importance samples for the test log-likelihood estimate.
-    iw_refine_steps: VAE only: before that estimate, refine each test image's proposal q(z|x) with
-        this many Adam steps on its importance-weighted bound, starting from the encoder's output
-        (closes the amortisation gap; any proposal gives a lower bound of log p(x)); 0 = the encoder's q.
+    iw_samples: K importance samples for the validation and test log-likelihood estimates (the
+        encoder's proposal q(z|x), as published VAE results use).
+    iw_refine_steps: VAE only: also estimate test_log_likelihood_refined, each test image's proposal
+        refined by this many Adam steps on its importance-weighted bound from the encoder's output
+        (closes the amortisation gap; any proposal gives a lower bound of log p(x)); 0 = off.
     traversal_steps: points along each latent axis in traversal grids.
     """
 

@@ -7,7 +7,7 @@ with optional integer labels, split into train / validation / test.
     mnist        28x28 MNIST (IDX .gz files or mnist.npz in the data folder, else downloaded)
     mnist-test   the 10k MNIST test images ("MNIST-test" protocol): trained on
                  unsupervised, clustered and scored in full; a validation part is held out
-    frey         Frey Face, 1965 faces of 28x20 (frey_rawface.mat)
+    frey         Frey Face, 1965 faces of 28x20 (frey_rawface.mat); test = the published 197
     npz:PATH     your own arrays: x_train (N,H,W) [, y_train, x_test, y_test]
 """
 from __future__ import annotations
@@ -111,17 +111,24 @@ def load_dataset(name: str, data_dir: str | None = None, split_seed: int = 0, va
         return _make(name, x[train], x[val], x, y[train], y[val], y, hint="bernoulli")
     if name == "frey":
         x = _frey(data_dir)
-        # Published Frey Face results use a 90/10 split drawn with seed 0.
-        test_perm = np.random.RandomState(0).permutation(len(x))
-        n_test = int(round(len(x) * 0.1))
-        x_test, rest = x[test_perm[:n_test]], x[test_perm[n_test:]]
+        test, rest = frey_split(len(x))
         rng = np.random.default_rng(split_seed)
         perm = rng.permutation(len(rest))
         n_val = max(1, int(round(len(rest) * val_fraction)))
-        return _make(name, rest[perm[n_val:]], rest[perm[:n_val]], x_test, None, None, None, hint="gaussian")
+        return _make(name, x[rest[perm[n_val:]]], x[rest[perm[:n_val]]], x[test], None, None, None, hint="gaussian")
     if name.startswith("npz:"):
         return _npz(name, name[4:], split_seed, val_fraction)
     raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+
+
+def frey_split(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(test, train) face indices of the published Frey Face split (Li & Turner 2016, code
+    YingzhenLi/VRbound: `np.random.seed(0); np.random.shuffle(data); test = data[int(0.9 * N):]`):
+    the last N - int(0.9 N) faces (197 of 1965) of the seed-0 shuffle, which is
+    RandomState(0).permutation(N). Validation is carved from the train indices, never from test."""
+    order = np.random.RandomState(0).permutation(n)
+    n_train = int(0.9 * n)
+    return order[n_train:], order[:n_train]
 
 
 # --------------------------------------------------------------------------- loaders

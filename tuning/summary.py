@@ -110,7 +110,7 @@ def register_best(client, best: dict, sweep):
         print(f"[aesweep] best trial {best['run_name']} logged no model; nothing to register")
         return None
     name = sweep.register_as or f"{sweep.base.model}-{dataset_label(sweep.base.dataset)}"
-    labelled = "cluster_acc_test" in run.data.metrics
+    labelled = "val_cluster_acc" in run.data.metrics  # logged every epoch on labelled data
     reg_metric, reg_mode = default_metric(sweep.base.model, labelled)
     value = run.data.metrics.get(reg_metric)
     if value is None:
