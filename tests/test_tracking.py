@@ -147,15 +147,18 @@ def test_champion_is_chosen_on_validation_not_test(sqlite_run):
     exp_id = source.info.experiment_id
     outcomes = []
     with mlflow.start_run(experiment_id=exp_id, run_name="parent"):
-        for val, test in ((-30.0, -31.0), (-32.0, -25.0), (-29.0, -40.0)):
-            run = client.create_run(exp_id, tags={"pyfunc_model_uri": f"runs:/{source.info.run_id}/pyfunc",
-                                                  "dataset_digest": source.data.tags["dataset_digest"]})
+        for val, test, likelihood in ((-30.0, -31.0, "cbernoulli"), (-32.0, -25.0, "cbernoulli"),
+                                      (-29.0, -40.0, "cbernoulli"), (-10.0, -10.0, "bce")):
+            run = client.create_run(exp_id, tags={"pyfunc_model_uri": source.data.tags["pyfunc_model_uri"],
+                                                  "dataset_digest": source.data.tags["dataset_digest"],
+                                                  "recon_likelihood": likelihood})
             client.log_metric(run.info.run_id, "val_log_likelihood", val)
             client.log_metric(run.info.run_id, "test_log_likelihood", test)
             client.set_terminated(run.info.run_id)
             outcomes.append(register_best(client, {"run_id": run.info.run_id, "trial_id": "t"}, sweep))
-    assert [r.promoted for r in outcomes] == [True, False, True]
+    assert [r.promoted for r in outcomes] == [True, False, True, False]
     assert "val_log_likelihood -32.0000 does not beat" in outcomes[1].reason
+    assert "under the cbernoulli likelihood, this one's under bce: not comparable" in outcomes[3].reason
     champion = client.get_model_version_by_alias("val-gate", "champion")
     assert str(champion.version) == outcomes[2].version and champion.tags["metric"] == "val_log_likelihood"
 

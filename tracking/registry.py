@@ -1,7 +1,7 @@
 """Model Registry: register a version, and move the `champion` alias only on improvement.
 
-A version is compared with the current champion only on the same validation metric and the same
-dataset digest; otherwise (or when it is not better) it is tagged `challenger`. Test metrics
+A version is compared with the current champion only on the same validation metric, the same
+dataset digest and the same likelihood (decoder); otherwise (or when it is not better) it is tagged `challenger`. Test metrics
 never decide: they are computed once, at the end, for the report.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from training.errors import UserError
 from training.evaluate import is_test_metric
 
 CHAMPION = "champion"
+LIKELIHOOD_TAG = "recon_likelihood"  # set on every training run by tracking.callback
 # Which final validation metric decides, and which direction is better, by (model, labelled data):
 # the VAE by its importance-weighted log-likelihood of the validation images (the test headline's
 # estimator), the SAE by k-means accuracy on the validation codes when labels exist, else by
@@ -61,9 +62,11 @@ def register(model_uri: str, name: str, run_id: str, metric: str, mode: str, val
              digest: str, client: MlflowClient | None = None) -> Registration:
     check_selection_metric(metric, "registry metric")  # before anything is written
     client = client or MlflowClient()
+    # Log-likelihoods under different decoders (Bernoulli, continuous Bernoulli, Gaussian) are not comparable.
+    likelihood = client.get_run(run_id).data.tags.get(LIKELIHOOD_TAG, "")
     mv = mlflow.register_model(model_uri, name, tags={"source_run": run_id, "metric": metric,
                                                       "metric_value": repr(float(value)), "mode": mode,
-                                                      "dataset_digest": digest})
+                                                      "dataset_digest": digest, "likelihood": likelihood})
     try:
         current = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
@@ -76,6 +79,10 @@ def register(model_uri: str, name: str, run_id: str, metric: str, mode: str, val
     elif current.tags.get("dataset_digest") != digest:
         promoted, reason = False, (f"champion v{current.version} was evaluated on other data (digest "
                                    f"{current.tags.get('dataset_digest', '?')[:12]} vs {digest[:12]})")
+    elif current.tags.get("likelihood", "") != likelihood:
+        promoted, reason = False, (f"champion v{current.version}'s {metric} is under the "
+                                   f"{current.tags.get('likelihood') or 'unrecorded'} likelihood, this one's under "
+                                   f"{likelihood or 'unrecorded'}: not comparable; compare them by hand")
     else:
         best = float(current.tags["metric_value"])
         better = value > best if mode == "max" else value < best
