@@ -112,7 +112,26 @@ def init_ray(sweep: SweepConfig, cluster: bool) -> None:
         # The dashboard stays on loopback. Ray Train needs it: its state API is what releases the
         # placement group of a trial that ASHA stopped (without it the next trial waits forever).
         kwargs |= dict(dashboard_host="127.0.0.1", include_dashboard=sweep.workers_per_trial > 1 or None)
-    ray.init(**kwargs)
+    try:
+        ray.init(**kwargs)
+    except ConnectionError as e:
+        if not cluster or not auth_refused(e):
+            raise
+        raise UserError(f"the Ray cluster at {sweep.address or os.environ.get('RAY_ADDRESS')} refused this driver: "
+                        f"set RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, or the head's "
+                        f"~/.ray/auth_token copied to this machine), as for `ray start --address` "
+                        f"(README, On a Ray cluster)") from None
+
+
+def auth_refused(error: BaseException | None) -> bool:
+    """Whether Ray's connection error comes from token authentication (its cause chain holds the reason)."""
+    from ray.exceptions import AuthenticationError
+
+    while error is not None:
+        if isinstance(error, AuthenticationError) or "Authentication token is missing" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def run(sweep: SweepConfig) -> dict:

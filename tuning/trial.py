@@ -18,6 +18,7 @@ from training.callbacks import Callback
 from training.config import TrainConfig
 
 TRIAL_TAG = "ray_trial_id"
+NODE_TAG = "ray_node_id"  # the Ray node of the trial's latest attempt (a retry may run on another node)
 CHECKPOINT_SECONDS = 30.0
 
 
@@ -95,7 +96,7 @@ def load_data_locked(config: TrainConfig):
         return load_dataset(config.dataset, config.data_dir)
 
 
-def child_run_id(setup: TrialSetup, trial_id: str, trial_name: str, sampled: dict) -> str:
+def child_run_id(setup: TrialSetup, trial_id: str, trial_name: str, sampled: dict, node_id: str) -> str:
     """This trial's child run: the existing one (retry, resumed sweep) or a new one."""
     from mlflow.tracking import MlflowClient
 
@@ -107,10 +108,11 @@ def child_run_id(setup: TrialSetup, trial_id: str, trial_name: str, sampled: dic
         run = found[0]
         attempts = int(run.data.tags.get("attempts", "1")) + 1
         client.set_tag(run.info.run_id, "attempts", str(attempts))
+        client.set_tag(run.info.run_id, NODE_TAG, node_id)
         return run.info.run_id
     run = client.create_run(setup.experiment_id, run_name=trial_name,
                             tags={"mlflow.parentRunId": setup.parent_run_id, TRIAL_TAG: trial_id,
-                                  "attempts": "1", "model_kind": setup.base.model})
+                                  "attempts": "1", "model_kind": setup.base.model, NODE_TAG: node_id})
     # The sampled values first, so even a trial whose config is invalid shows what it tried.
     from mlflow.entities import Param
 
@@ -119,13 +121,18 @@ def child_run_id(setup: TrialSetup, trial_id: str, trial_name: str, sampled: dic
     return run.info.run_id
 
 
-def restore_checkpoint(target: Path) -> None:
+def restore_checkpoint(target: Path) -> int | None:
+    """Copy the trial's last Tune checkpoint (a retry, a resumed sweep) into `target`; returns its epoch."""
     from ray import tune
 
+    from training import checkpoint as ckpt
+
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            shutil.copytree(d, target, dirs_exist_ok=True)
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as d:
+        shutil.copytree(d, target, dirs_exist_ok=True)
+    return ckpt.read_state(target)["epoch"] if ckpt.exists(target) else None
 
 
 def run_trial(sampled: dict, setup: TrialSetup) -> None:
@@ -135,9 +142,11 @@ def run_trial(sampled: dict, setup: TrialSetup) -> None:
 
     from tuning.space import trial_config
 
+    import ray
+
     context = tune.get_context()
     trial_id, trial_name = context.get_trial_id(), context.get_trial_name()
-    run_id = child_run_id(setup, trial_id, trial_name, sampled)
+    run_id = child_run_id(setup, trial_id, trial_name, sampled, ray.get_runtime_context().get_node_id())
     try:
         config = trial_config(setup.base, sampled)
     except Exception as e:  # the reason is known here; the driver marks the run FAILED when retries are spent
@@ -153,7 +162,10 @@ def run_trial(sampled: dict, setup: TrialSetup) -> None:
         run_multiworker(config, setup, run_id, str(Path(setup.storage_path) / "train-runs"))
         return
     checkpoint_dir = Path(tempfile.mkdtemp(prefix=f"aesweep-{trial_id}-"))
-    restore_checkpoint(checkpoint_dir)
+    if (epoch := restore_checkpoint(checkpoint_dir)) is not None:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(setup.tracking_uri).set_tag(run_id, "resumed_from_epoch", str(epoch))
     try:
         train_in_process(config, setup, run_id, checkpoint_dir, tune.report)
     finally:
