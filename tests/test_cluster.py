@@ -107,6 +107,7 @@ def test_two_node_cluster_survives_losing_a_node(tmp_path):
     head_tmp, node2_tmp = tempfile.mkdtemp(dir="/tmp", prefix="aesc-h"), tempfile.mkdtemp(dir="/tmp", prefix="aesc-n")
     groups: set[int] = set()
     seen: list[psutil.Process] = []
+    t_start, marks = time.time(), {}
     try:
         with mlflow_server(tmp_path) as uri:
             port = free_port()
@@ -124,6 +125,7 @@ def test_two_node_cluster_survives_losing_a_node(tmp_path):
             groups.add(os.getpgid(node2.pid))
             assert "node2,1" in " ".join(node2.cmdline())  # the custom resource tells its processes apart
             head_id, node2_id = node_id(head), node_id(node2)
+            marks["nodes up"] = time.time() - t_start
 
             # A driver without the token is refused with one line that says what to set (while the sweep runs).
             refused = subprocess.Popen([sys.executable, "-m", "tuning", *TINY, "--address", address,
@@ -150,6 +152,7 @@ def test_two_node_cluster_survives_losing_a_node(tmp_path):
                     return on if len(steps) >= 2 else None
 
             on = wait_for(both_nodes_training, 240, "a trial on each node, 2 epochs into the second", driver)
+            marks["node2 killed"] = time.time() - t_start
             victim = on[node2_id].info.run_id
             # The second node dies: its raylet, its daemons and its workers, all at once.
             seen += ray_processes({os.getpgid(node2.pid)})
@@ -159,6 +162,7 @@ def test_two_node_cluster_survives_losing_a_node(tmp_path):
 
             out, _ = driver.communicate(timeout=600)
             seconds = time.time() - t0
+            marks["sweep done"] = time.time() - t_start
             assert driver.returncode == 0, out[-4000:]
             _, err = refused.communicate(timeout=120)
             assert refused.returncode == 2, err[-3000:]
@@ -181,7 +185,8 @@ def test_two_node_cluster_survives_losing_a_node(tmp_path):
             assert 1 <= int(moved.data.tags["resumed_from_epoch"]) <= killed_at  # ...from its last checkpoint
             assert "resumed_from_epoch" not in survivor.data.tags
             print(f"two-node sweep with a node lost: {seconds:.0f}s; resumed from epoch "
-                  f"{moved.data.tags['resumed_from_epoch']} of {killed_at} logged")
+                  f"{moved.data.tags['resumed_from_epoch']} of {killed_at} logged; "
+                  + ", ".join(f"{k} at {v:.0f}s" for k, v in marks.items()))
     finally:
         seen += ray_processes(groups)
         kill_all(seen, groups)

@@ -106,6 +106,8 @@ def child_run_id(setup: TrialSetup, trial_id: str, trial_name: str, sampled: dic
                                              f"and tags.{TRIAL_TAG} = '{trial_id}'")
     if found:
         run = found[0]
+        if run.info.status == "FINISHED":
+            return run.info.run_id  # trained and logged to the end: not another attempt (see finished_result)
         attempts = int(run.data.tags.get("attempts", "1")) + 1
         client.set_tag(run.info.run_id, "attempts", str(attempts))
         client.set_tag(run.info.run_id, NODE_TAG, node_id)
@@ -119,6 +121,23 @@ def child_run_id(setup: TrialSetup, trial_id: str, trial_name: str, sampled: dic
     client.log_batch(run.info.run_id, params=[Param(k, ",".join(map(str, v)) if isinstance(v, (list, tuple))
                                                     else str(v)) for k, v in sampled.items()])
     return run.info.run_id
+
+
+def finished_result(setup: TrialSetup, run_id: str) -> dict | None:
+    """The final result of a trial whose child run already FINISHED, read back from the run, or None.
+
+    The driver may die after a trial finished but before Tune saved that: the resumed sweep starts the
+    trial again. It then reports the same final result without training (no second attempt, no step
+    logged twice, no second model)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(setup.tracking_uri)
+    run = client.get_run(run_id)
+    if run.info.status != "FINISHED":
+        return None
+    epoch = max((m.step for m in client.get_metric_history(run_id, "loss")), default=0)
+    counts = {k: int(run.data.tags[k]) for k in ("replicas", "workers") if run.data.tags.get(k, "").isdigit()}
+    return {**run.data.metrics, **counts, "epoch": epoch, "final": 1}
 
 
 def restore_checkpoint(target: Path) -> int | None:
@@ -138,15 +157,17 @@ def restore_checkpoint(target: Path) -> int | None:
 def run_trial(sampled: dict, setup: TrialSetup) -> None:
     """Ray Tune function trainable (see tuning.sweep). Heavy imports happen here, in the worker."""
     quiet_worker(setup.verbose)
+    import ray
     from ray import tune
 
     from tuning.space import trial_config
 
-    import ray
-
     context = tune.get_context()
     trial_id, trial_name = context.get_trial_id(), context.get_trial_name()
     run_id = child_run_id(setup, trial_id, trial_name, sampled, ray.get_runtime_context().get_node_id())
+    if (result := finished_result(setup, run_id)) is not None:
+        tune.report(result)
+        return
     try:
         config = trial_config(setup.base, sampled)
     except Exception as e:  # the reason is known here; the driver marks the run FAILED when retries are spent
