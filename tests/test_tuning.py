@@ -229,13 +229,16 @@ def test_killed_driver_resumes_without_duplicate_runs(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)  # the driver alone dies, as when its machine's session kills it
         proc.wait()
     # Ray's processes follow their driver within seconds (Ray's kernel fate-sharing; workers see their raylet go).
+    for p in ray_procs:  # what each was, for the message below
+        with contextlib.suppress(psutil.Error):
+            p.info = " ".join(p.cmdline())[:200]
     gone, alive = psutil.wait_procs(ray_procs, timeout=15)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     for p in alive:
         with contextlib.suppress(psutil.Error):
             p.kill()
-    assert not alive, [p.pid for p in alive]
+    assert not alive, [(p.pid, p.info) for p in alive]
     assert client is not None
     parent = the_parent(client)
     assert len(children(client, parent.info.run_id)) < 3

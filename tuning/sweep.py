@@ -112,6 +112,9 @@ def init_ray(sweep: SweepConfig, cluster: bool) -> None:
         # The dashboard stays on loopback. Ray Train needs it: its state API is what releases the
         # placement group of a trial that ASHA stopped (without it the next trial waits forever).
         kwargs |= dict(dashboard_host="127.0.0.1", include_dashboard=sweep.workers_per_trial > 1 or None)
+        from tuning import reaper
+
+        reaper.start()  # the local Ray's processes end with this driver, even if it is killed
     try:
         ray.init(**kwargs)
     except ConnectionError as e:
