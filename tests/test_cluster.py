@@ -1,7 +1,7 @@
 """A real two-node Ray cluster on one machine, started as the README tells users to: `ray start --head` and
 `ray start --address` (separate processes, token authentication on), a real `mlflow server`, and a sweep
 driven through `--address`. The second node is killed mid-trial; its trial resumes on the head from its
-checkpoint. Slow (about a minute and a half on 2 cores): marked `cluster`; CI runs it on its own.
+checkpoint. Slow (5.5 min on 2 cores under a load average of about 20): marked `cluster`; CI runs it on its own.
 """
 from __future__ import annotations
 
