@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -316,13 +317,26 @@ def test_killed_driver_resumes_without_duplicate_runs(tmp_path):
             if client.search_runs(exp_ids, "tags.ray_trial_id != '' and attributes.status = 'FINISHED'"):
                 break
         assert proc.poll() is None, proc.stdout.read()[-3000:]
+        ray_procs = psutil.Process(proc.pid).children(recursive=True)  # Ray's daemons and workers
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        os.kill(proc.pid, signal.SIGKILL)  # the driver alone dies, as when its machine's session kills it
         proc.wait()
+    # Ray's processes follow their driver within seconds (Ray's kernel fate-sharing; workers see their raylet go).
+    for p in ray_procs:  # what each was, for the message below
+        with contextlib.suppress(psutil.Error):
+            p.info = " ".join(p.cmdline())[:200]
+    gone, alive = psutil.wait_procs(ray_procs, timeout=15)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    assert not alive, [(p.pid, p.info) for p in alive]
     assert client is not None
     parent = the_parent(client)
     assert len(children(client, parent.info.run_id)) < 3
+    done_before = {k.info.run_id for k in children(client, parent.info.run_id) if k.info.status == "FINISHED"}
+    assert done_before
     # Resumed with other recipe flags: the sweep continues with its saved config (3 epochs, hidden 32).
     out = sweep_cli(tmp_path, *args, "--resume", "--max-epochs", "5", "--hidden", "16")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -334,6 +348,9 @@ def test_killed_driver_resumes_without_duplicate_runs(tmp_path):
     for kid in kids:
         assert kid.info.status == "FINISHED"
         assert [m.step for m in client.get_metric_history(kid.info.run_id, "loss")] == [1, 2, 3]
+        assert [m.step for m in client.get_metric_history(kid.info.run_id, "test_elbo")] == [3]  # evaluated once
+        if kid.info.run_id in done_before:  # finished before the driver died: not run again
+            assert kid.data.tags["attempts"] == "1" and "resumed_from_epoch" not in kid.data.tags
 
 
 def test_resume_without_state_is_a_clear_error(tmp_path):

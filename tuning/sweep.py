@@ -130,8 +130,10 @@ def init_ray(sweep: SweepConfig, cluster: bool) -> None:
     # the same keeps a sweep independent of how (or whether) the project is installed.
     runtime_env = {"working_dir": str(ROOT), "excludes": WORKING_DIR_EXCLUDES,
                    "env_vars": {"PYTHONPATH": "."} | ({"AESWEEP_VERBOSE": "1"} if sweep.verbose else {})}
-    kwargs = dict(address=sweep.address, runtime_env=runtime_env, log_to_driver=sweep.verbose,
-                  logging_level=logging.INFO if sweep.verbose else logging.ERROR)
+    # Locally "local": a new Ray of our own; an address of None would join whatever cluster `ray start` last
+    # left on this machine (/tmp/ray/ray_current_cluster).
+    kwargs = dict(address=sweep.address if cluster else "local", runtime_env=runtime_env,
+                  log_to_driver=sweep.verbose, logging_level=logging.INFO if sweep.verbose else logging.ERROR)
     if not cluster:
         # The dashboard stays on loopback. Ray Train needs it: its state API is what releases the
         # placement group of a trial that ASHA stopped (without it the next trial waits forever).
@@ -140,8 +142,20 @@ def init_ray(sweep: SweepConfig, cluster: bool) -> None:
             print("[aesweep] warning: RAY_AUTH_MODE=disabled: anyone who can reach this machine's Ray ports can run "
                   "code on it while the sweep runs; unset it (token authentication is Ray's default)",
                   file=sys.stderr)
-    ray.init(**kwargs)
-    private_token()
+        from tuning import reaper
+
+        reaper.start()  # the local Ray's processes end with this driver, even if it is killed
+    try:
+        ray.init(**kwargs)
+    except ConnectionError as e:
+        if not cluster or not auth_refused(e):
+            raise
+        raise UserError(f"the Ray cluster at {sweep.address or os.environ.get('RAY_ADDRESS')} refused this driver: "
+                        f"set RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, or the head's "
+                        f"~/.ray/auth_token copied to this machine), as for `ray start --address` "
+                        f"(README, On a Ray cluster)") from None
+    if not cluster:
+        private_token()
 
 
 def private_token() -> None:
@@ -153,6 +167,17 @@ def private_token() -> None:
             token.parent.chmod(0o700)
     except OSError:  # a token we may not change (shared home, read-only): Ray's own setting stands
         pass
+
+
+def auth_refused(error: BaseException | None) -> bool:
+    """Whether Ray's connection error comes from token authentication (its cause chain holds the reason)."""
+    from ray.exceptions import AuthenticationError
+
+    while error is not None:
+        if isinstance(error, AuthenticationError) or "Authentication token is missing" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def run(sweep: SweepConfig) -> dict:

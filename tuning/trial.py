@@ -18,6 +18,7 @@ from training.callbacks import Callback
 from training.config import TrainConfig
 
 TRIAL_TAG = "ray_trial_id"
+NODE_TAG = "ray_node_id"  # the Ray node of the trial's latest attempt (a retry may run on another node)
 CHECKPOINT_SECONDS = 30.0
 
 
@@ -96,7 +97,7 @@ def load_data_locked(config: TrainConfig):
         return load_dataset(config.dataset, config.data_dir)
 
 
-def child_run_id(setup: TrialSetup, trial_id: str, trial_name: str, sampled: dict) -> str:
+def child_run_id(setup: TrialSetup, trial_id: str, trial_name: str, sampled: dict, node_id: str) -> str:
     """This trial's child run: the existing one (retry, resumed sweep) or a new one, named for its swept
     values (`latent=16 lr=7.9e-4 beta=3.0`) and holding them, those that apply to its model, as params."""
     from mlflow.tracking import MlflowClient
@@ -111,38 +112,67 @@ def child_run_id(setup: TrialSetup, trial_id: str, trial_name: str, sampled: dic
                                              f"and tags.{TRIAL_TAG} = '{trial_id}'")
     if found:
         run = found[0]
+        if run.info.status == "FINISHED":
+            return run.info.run_id  # trained and logged to the end: not another attempt (see finished_result)
         attempts = int(run.data.tags.get("attempts", "1")) + 1
         client.set_tag(run.info.run_id, "attempts", str(attempts))
+        client.set_tag(run.info.run_id, NODE_TAG, node_id)
         return run.info.run_id
     applies = applicable_params(setup.base.to_dict() | sampled)
     swept = {k: sampled[k] for k in setup.swept if k in sampled and k in applies}
     run = client.create_run(setup.experiment_id, run_name=trial_label(swept) or trial_name,
                             tags={"mlflow.parentRunId": setup.parent_run_id, TRIAL_TAG: trial_id,
-                                  "attempts": "1", "model_kind": setup.base.model})
+                                  "attempts": "1", "model_kind": setup.base.model, NODE_TAG: node_id})
     # Before the config is built, so even a trial whose config is invalid shows what it tried.
     log_params(swept, run.info.run_id, client)
     return run.info.run_id
 
 
-def restore_checkpoint(target: Path) -> None:
+def finished_result(setup: TrialSetup, run_id: str) -> dict | None:
+    """The final result of a trial whose child run already FINISHED, read back from the run, or None.
+
+    The driver may die after a trial finished but before Tune saved that: the resumed sweep starts the
+    trial again. It then reports the same final result without training (no second attempt, no step
+    logged twice, no second model)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(setup.tracking_uri)
+    run = client.get_run(run_id)
+    if run.info.status != "FINISHED":
+        return None
+    epoch = max((m.step for m in client.get_metric_history(run_id, "loss")), default=0)
+    counts = {k: int(run.data.tags[k]) for k in ("replicas", "workers") if run.data.tags.get(k, "").isdigit()}
+    return {**run.data.metrics, **counts, "epoch": epoch, "final": 1}
+
+
+def restore_checkpoint(target: Path) -> int | None:
+    """Copy the trial's last Tune checkpoint (a retry, a resumed sweep) into `target`; returns its epoch."""
     from ray import tune
 
+    from training import checkpoint as ckpt
+
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            shutil.copytree(d, target, dirs_exist_ok=True)
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as d:
+        shutil.copytree(d, target, dirs_exist_ok=True)
+    return ckpt.read_state(target)["epoch"] if ckpt.exists(target) else None
 
 
 def run_trial(sampled: dict, setup: TrialSetup) -> None:
     """Ray Tune function trainable (see tuning.sweep). Heavy imports happen here, in the worker."""
     quiet_worker(setup.verbose)
+    import ray
     from ray import tune
 
     from tuning.space import trial_config
 
     context = tune.get_context()
     trial_id, trial_name = context.get_trial_id(), context.get_trial_name()
-    run_id = child_run_id(setup, trial_id, trial_name, sampled)
+    run_id = child_run_id(setup, trial_id, trial_name, sampled, ray.get_runtime_context().get_node_id())
+    if (result := finished_result(setup, run_id)) is not None:
+        tune.report(result)
+        return
     try:
         config = trial_config(setup.base, sampled)
     except Exception as e:  # the reason is known here; the driver marks the run FAILED when retries are spent
@@ -158,7 +188,10 @@ def run_trial(sampled: dict, setup: TrialSetup) -> None:
         run_multiworker(config, setup, run_id, str(Path(setup.storage_path) / "train-runs"))
         return
     checkpoint_dir = Path(tempfile.mkdtemp(prefix=f"aesweep-{trial_id}-"))
-    restore_checkpoint(checkpoint_dir)
+    if (epoch := restore_checkpoint(checkpoint_dir)) is not None:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(setup.tracking_uri).set_tag(run_id, "resumed_from_epoch", str(epoch))
     try:
         train_in_process(config, setup, run_id, checkpoint_dir, tune.report)
     finally:
