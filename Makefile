@@ -7,7 +7,7 @@ DATA_DIR ?= ../shared/data
 
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 
-.PHONY: venv test sweep ui train train-frey train-mnist-test clean
+.PHONY: venv test test-cluster sweep ui train train-frey train-mnist-test clean
 
 venv: $(VENV)/.installed
 
@@ -17,8 +17,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+# The suite, but for the two-node Ray cluster test (tests/test_cluster.py, several minutes): test-cluster.
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not cluster"
+
+test-cluster: venv
+	$(PY) -m pytest -q -m cluster
 
 # The main job: the MLproject's `main` entry point (a Ray Tune sweep of the VAE on digits).
 sweep: venv
