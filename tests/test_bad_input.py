@@ -1,4 +1,5 @@
-"""Every row of README's bad-input table, run as written: one line on stderr naming the problem, exit code 2."""
+"""Every row of README's bad-input table, run through the CLI's own main() with the row's arguments, in a folder
+holding the files the rows name: one line on stderr naming the problem, exit code 2, nothing left behind."""
 from __future__ import annotations
 
 import re
@@ -53,6 +54,13 @@ def test_bad_input_row(folder, cmd, message, monkeypatch, capsys):
     monkeypatch.chdir(folder)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    from tracking.store import RETRY_DEFAULTS
+
+    for key in RETRY_DEFAULTS:  # set by the CLI in this process: restored after each row
+        monkeypatch.setenv(key, RETRY_DEFAULTS[key])
+    import mlflow
+
+    monkeypatch.setattr(mlflow, "set_tracking_uri", lambda uri: None)  # in-process: the session's URI stays
     argv = shlex.split(cmd)
     assert argv[:2] == ["python", "-m"]
     if argv[2] == "training":
@@ -68,3 +76,4 @@ def test_bad_input_row(folder, cmd, message, monkeypatch, capsys):
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     assert "pw@" not in err
+    assert not (folder / "runs").exists()  # bad input leaves no output folder behind

@@ -121,7 +121,7 @@ def test_tracking_server_gone_stops_training_in_one_line(tmp_path):
     lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("WARNING")]
     assert proc.returncode == 2, err[-3000:]
     assert "Traceback" not in err and lines[-1].startswith("error: the tracking store") and "--checkpoint-dir" in lines[-1]
-    assert time.time() - t0 < 60
+    assert time.time() - t0 < 120  # bounded retries (1 here), not MLflow's minutes
     assert (tmp_path / "ck").is_dir()
 
 

@@ -54,8 +54,9 @@ def test_showcase_sweep_champion_has_active_units_and_a_changing_traversal(tmp_p
     import sys
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    # A seed the showcase settings were not chosen on (they were measured with seed 0): `make sweep` draws a
-    # fresh one each time; a fixed one keeps the test deterministic.
+    # A seed the showcase settings were not chosen on (they were measured with seed 0); `make sweep` draws a
+    # fresh one each time. With ASHA and 2 trials at a time, which trials are stopped still depends on which
+    # reports first: the assertions hold for any champion that trained to the end.
     out = subprocess.run([sys.executable, "-m", "tuning", "--model", "vae", "--dataset", "digits",
                           "--storage-path", str(tmp_path / "ray"), "--seed", "1"],
                          # this checkout's code, whatever the venv has installed

@@ -155,7 +155,7 @@ def test_champion_is_chosen_on_validation_not_test(sqlite_run):
             client.log_metric(run.info.run_id, "val_log_likelihood", val)
             client.log_metric(run.info.run_id, "test_log_likelihood", test)
             client.set_terminated(run.info.run_id)
-            outcomes.append(register_best(client, {"run_id": run.info.run_id, "trial_id": "t"}, sweep))
+            outcomes.append(register_best(client, {"run_id": run.info.run_id, "run_name": "t"}, sweep))
     assert [r.promoted for r in outcomes] == [True, False, True, False]
     assert "val_log_likelihood -32.0000 does not beat" in outcomes[1].reason
     assert "under the cbernoulli likelihood, this one's under bce: not comparable" in outcomes[3].reason
@@ -275,7 +275,6 @@ def test_tracking_ui_serves_the_store_on_loopback(sqlite_run):
 def test_best_lists_runs_with_model_uris(sqlite_run):
     out = subprocess.run([sys.executable, "-m", "tracking", "best", "--tracking-uri", sqlite_run["uri"]],
                          capture_output=True, text=True, timeout=120)
-    run_id = sqlite_run["runs"][0].info.run_id
     model_uri = sqlite_run["runs"][0].data.tags["pyfunc_model_uri"]
     assert out.returncode == 0 and "aesweep-vae-digits" in out.stdout and model_uri in out.stdout
     out = subprocess.run([sys.executable, "-m", "tracking", "best", "--tracking-uri", sqlite_run["uri"],

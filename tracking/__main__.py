@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from tracking.secrets import safe_uri
     from tracking.store import TrackingError, prepare, resolve_uri
 
     if args.command in ("ui", "server"):
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         allowed = args.allowed_hosts or ",".join(server.default_allowed_hosts(args.host, args.port))
         cmd = server.server_command(backend, args.host, args.port, artifacts=artifacts, workers=args.workers,
                                     allowed_hosts=allowed, app_name=getattr(args, "app_name", None))
-        print(f"[aesweep] MLflow {args.command} on http://{server.bracket(args.host)}:{args.port} over {backend}\n"
+        print(f"[aesweep] MLflow {args.command} on http://{server.bracket(args.host)}:{args.port} over {safe_uri(backend)}\n"
               f"[aesweep] allowed Host headers: {allowed}"
               + ("\n[aesweep] the UI opens in GenAI mode: click \"Model training\" for the sweeps"
                  if args.command == "ui" else ""), flush=True)

@@ -39,13 +39,15 @@ def resumable_run(checkpoint_dir: str | None, tracking_uri: str | None) -> str |
     path = Path(checkpoint_dir or "") / RUN_ID_FILE
     if not checkpoint_dir or not path.is_file():
         return None
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from tracking.store import resolve_uri
+    from tracking.store import prepare
 
+    uri, _ = prepare(tracking_uri)  # reachable (one line if not), bounded retries, a new store made once
     try:
-        run = MlflowClient(resolve_uri(tracking_uri)).get_run(path.read_text().strip())
-    except Exception:  # another store, or the run was deleted: a new run
+        run = MlflowClient(uri).get_run(path.read_text().strip())
+    except MlflowException:  # another store, or the run was deleted: a new run
         return None
     return run.info.run_id if run.info.status != "FINISHED" and run.info.lifecycle_stage == "active" else None
 

@@ -5,6 +5,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from tracking.registry import SelectionError, check_selection_metric, default_metric
+from tracking.secrets import safe_uri
 from tracking.store import prepare
 
 # Shown beside the deciding metric (display only: runs are ordered by a validation metric).
@@ -19,7 +20,7 @@ def best_runs(uri: str, experiment: str | None, metric: str | None, top: int):
     if experiment:
         found = client.get_experiment_by_name(experiment)
         if found is None:
-            raise LookupError(f"no experiment named {experiment!r} in {uri}")
+            raise LookupError(f"no experiment named {experiment!r} in {safe_uri(uri)}")
         exps = [found]
     else:
         exps = [e for e in client.search_experiments() if e.name.startswith("aesweep-")]
@@ -51,7 +52,7 @@ def print_best(uri: str, experiment: str | None, metric: str | None, top: int) -
     if not tables:
         from tracking.commands import python_command
 
-        print(f"no aesweep experiments in {uri}; train one with {python_command('training')}")
+        print(f"no aesweep experiments in {safe_uri(uri)}; train one with {python_command('training')}")
         return 0
     for name, m, mode, runs in tables:
         print(f"\n{name}  (best by {m}, {'lower' if mode == 'ASC' else 'higher'} is better)")

@@ -23,10 +23,13 @@ def redact(value):
     return value
 
 
-def redact_dict(d: dict) -> dict:
-    return {k: (REDACTED if SECRET_NAME.search(str(k)) else redact(v)) for k, v in d.items()}
+CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")  # the user:password@ of a URI
 
 
 def safe_uri(uri: str) -> str:
     """A URI fit to print: any user:password@ replaced (http://user:pw@host -> http://***@host)."""
-    return re.sub(r"(?<=://)[^/@\s]+@", f"{REDACTED}@", redact(str(uri)))
+    return CREDENTIALS.sub(f"{REDACTED}@", redact(str(uri)))
+
+
+def without_credentials(uri: str) -> str:
+    return CREDENTIALS.sub("", str(uri))

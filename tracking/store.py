@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 import urllib.error
 import urllib.request
@@ -13,7 +12,7 @@ import mlflow
 from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
-from tracking.secrets import safe_uri
+from tracking.secrets import safe_uri, without_credentials
 from training.errors import UserError
 
 ENV_URI = "MLFLOW_TRACKING_URI"
@@ -52,7 +51,7 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
     while time.time() < deadline:
         try:
             # /health needs no credentials (urllib cannot parse user:password@ in a URL anyway)
-            health = re.sub(r"(?<=://)[^/@\s]+@", "", uri.rstrip("/")) + "/health"
+            health = without_credentials(uri.rstrip("/")) + "/health"
             with urllib.request.urlopen(health, timeout=max(0.5, deadline - time.time())) as r:
                 if r.status == 200:
                     return

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -35,12 +36,15 @@ def load_plugins() -> list:
 
 
 def writable(folder: Path, flag: str) -> None:
-    """Make `folder` and check that files can be written in it, or fail with one line."""
+    """Check that `folder` can be made and written in, or fail with one line; leave nothing behind."""
+    made = next((p for p in [folder, *folder.parents][::-1] if not p.exists()), None)  # its first missing part
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".aesweep-write-check"
         probe.write_text("")
         probe.unlink()
+        if made is not None:
+            shutil.rmtree(made)
     except OSError as e:
         raise UserError(f"cannot write to {flag} {folder} ({e.strerror or type(e).__name__}); give a writable "
                         f"folder") from None
@@ -88,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print("[aesweep] interrupted: any MLflow run was closed as KILLED; --checkpoint-dir runs resume",
               file=sys.stderr)
         return 130
+    out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(
         {"status": result.status, "epochs": result.epochs_completed, **result.metrics}, indent=2) + "\n")
     if not result.diverged:

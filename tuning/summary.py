@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 import mlflow
-import numpy as np
 from mlflow.tracking import MlflowClient
 
 from tracking.registry import default_metric, register
@@ -27,7 +26,7 @@ from tuning.trial import TRIAL_TAG
 
 IMAGE = re.compile(r"^images/latent_traversal\+step\+(?P<step>\d+)\+.*\.png$")
 # Besides the sweep metric, what the table and the parent's best_* show: the figures a user ranks by.
-RANKING_METRICS = KEY_METRICS + ("active_units",)
+RANKING_METRICS = KEY_METRICS + ("val_active_units", "active_units")
 
 
 def children(client: MlflowClient, experiment_id: str, parent_id: str) -> dict[str, object]:
@@ -58,8 +57,10 @@ def trial_table(results, runs: dict, swept: tuple[str, ...], metric: str) -> lis
 
 
 def last_line(error) -> str | None:
+    from tracking.secrets import redact
+
     lines = [ln for ln in str(error).strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else None
+    return redact(lines[-1])[:4000] if lines else None
 
 
 def trained_to_end(row: dict) -> bool:
@@ -83,7 +84,7 @@ def summarize(results, sweep, uri: str, experiment_id: str, parent_id: str) -> d
                              else (r.get(metric) if r.get(metric) is not None else math.inf)))
     best = best_row(rows, metric, mode)
     summary = {"parent_run_id": parent_id, "trials": rows, "best": best, "registration": None}
-    log_comparison(rows, metric, sweep.swept)
+    log_comparison(rows, metric)
     if best is None:
         print("[aesweep] no trial trained to the end; nothing to register")
         mlflow.set_tag("best_trial", "none")
@@ -123,7 +124,7 @@ def register_best(client, best: dict, sweep):
     return registration
 
 
-def log_comparison(rows: list[dict], metric: str, swept: tuple[str, ...] = ()) -> None:
+def log_comparison(rows: list[dict], metric: str) -> None:
     if not rows:
         return
     import pandas as pd
@@ -175,13 +176,15 @@ def log_traversal_panel(client, rows: list[dict], metric: str, top_k: int) -> No
 def print_summary(rows, best, metric, registration, uri, sweep) -> None:
     """The top trials, then the closing lines: trials stopped early, the selection metric, the
     registered model and a command that opens the UI from where the user stands."""
-    keys = [k for k in sweep.swept if any(k in r for r in rows)]
     width = max([len(str(r["run_name"])) for r in rows] + [5]) + 2
+    # The VAE's active latent units on the validation images (Burda et al.): 0 is a collapsed posterior.
+    active = any("val_active_units" in r for r in rows)
     print(f"\n[aesweep] best trials by {metric} ({sweep.mode}):")
-    print(f"  {'trial':<{width}}{'status':<10}{'epochs':>7}{metric:>14}")
+    print(f"  {'trial':<{width}}{'status':<10}{'epochs':>7}{metric:>14}" + (f"{'active units':>14}" if active else ""))
     for r in [r for r in rows if r.get(metric) is not None][:5]:
         status = "stopped" if r["stopped_early"] else r["status"]
-        print(f"  {str(r['run_name']):<{width}}{status:<10}{r['epochs']:>7}{r[metric]:>14.4f}")
+        units = f"{r['val_active_units']:>14.0f}" if active and "val_active_units" in r else ""
+        print(f"  {str(r['run_name']):<{width}}{status:<10}{r['epochs']:>7}{r[metric]:>14.4f}{units}")
     stopped = [f"{r['run_name']} (epoch {r['epochs']})" for r in rows if r["stopped_early"]]
     failed = [str(r["run_name"]) for r in rows if r["status"] == "FAILED"]
     print(f"[aesweep] stopped early by {sweep.scheduler.upper()}: " + ("; ".join(stopped) if stopped else "none"))
@@ -209,4 +212,6 @@ def ui_command(uri: str, cwd: str | None = None) -> str:
     command = f"{shlex.quote(shown)} -m tracking ui"
     if here != ROOT:
         command = f"cd {shlex.quote(str(ROOT))} && {command}"
-    return command + ("" if uri == project_store else f" --tracking-uri {shlex.quote(uri)}")
+    from tracking.secrets import safe_uri
+
+    return command + ("" if uri == project_store else f" --tracking-uri {shlex.quote(safe_uri(uri))}")
