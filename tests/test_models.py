@@ -18,8 +18,12 @@ def dense_weights(model):
 
 
 def cb_log_norm_direct(lam):
-    """log C(lambda) of the continuous Bernoulli, straight from its definition (lambda != 1/2)."""
-    return np.log(2.0 * np.arctanh(1.0 - 2.0 * lam) / (1.0 - 2.0 * lam))
+    """log C(lambda) of the continuous Bernoulli, straight from its definition; at lambda = 1/2 (0/0 there: a
+    decoder whose units are all off outputs exactly 1/2) its limit, log 2."""
+    t = 1.0 - 2.0 * np.asarray(lam, dtype=np.float64)
+    at_half = np.abs(t) < 1e-12
+    t = np.where(at_half, 0.5, t)
+    return np.where(at_half, np.log(2.0), np.log(2.0 * np.arctanh(t) / t))
 
 
 def numpy_vae_terms(model, x, eps):

@@ -144,7 +144,8 @@ def test_champion_is_chosen_on_validation_not_test(sqlite_run):
     client, source = sqlite_run["client"], sqlite_run["runs"][0]
     mlflow.set_tracking_uri(sqlite_run["uri"])
     sweep = SweepConfig(base=TrainConfig(model="vae"), space={}, register_as="val-gate")
-    exp_id = source.info.experiment_id
+    # Its own experiment: the shared store's training experiment keeps exactly its one run for the other tests.
+    exp_id = client.create_experiment("val-gate")
     outcomes = []
     with mlflow.start_run(experiment_id=exp_id, run_name="parent"):
         for val, test, likelihood in ((-30.0, -31.0, "cbernoulli"), (-32.0, -25.0, "cbernoulli"),
