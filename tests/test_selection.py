@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import ROOT
 from training.config import MODELS, TrainConfig
-from training.evaluate import is_test_metric
+from training.metrics import is_test_metric
 
 # Where selection is decided: the registry's gate, the sweep's metric and its summary, the runs table, the recipes.
 DECIDING = ("tracking/registry.py", "tuning/sweep.py", "tuning/summary.py", "tracking/report.py",

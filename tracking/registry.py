@@ -13,7 +13,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from training.errors import UserError
-from training.evaluate import is_test_metric
+from training.metrics import is_test_metric
 
 CHAMPION = "champion"
 LIKELIHOOD_TAG = "recon_likelihood"  # set on every training run by tracking.callback

@@ -4,6 +4,7 @@ from __future__ import annotations
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from training.metrics import direction
 from tracking.registry import SelectionError, check_selection_metric, default_metric
 from tracking.secrets import safe_uri
 from tracking.store import prepare
@@ -29,7 +30,7 @@ def best_runs(uri: str, experiment: str | None, metric: str | None, top: int):
         kind = "sae" if exp.name.startswith("aesweep-sae") else "vae"
         if metric:
             check_selection_metric(metric, "--metric")
-            choices = [(metric, "min" if metric.endswith(("mse", "loss")) else "max")]
+            choices = [(metric, direction(metric))]
         else:  # the registry's metric: labelled data's if these runs have it, else unlabelled data's
             choices = [default_metric(kind, True), default_metric(kind, False)]
         for m, mode in choices:

@@ -25,6 +25,7 @@ from tracking.callback import MlflowCallback
 from tracking.registry import Registration, check_selection_metric, default_metric, register
 from tracking.secrets import redact, safe_uri
 from tracking.store import default_experiment, prepare
+from training.metrics import direction
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLING_SECONDS = "5"
@@ -152,7 +153,7 @@ def tracked_run(config, data, tracking_uri: str | None = None, experiment: str |
     all_tags = {k: redact(str(v)) for k, v in all_tags.items() if v is not None}
     metric = default_metric(config.model, data.labelled)
     if registry_metric:
-        metric = (registry_metric, "min" if registry_metric.endswith(("mse", "loss")) else "max")
+        metric = (registry_metric, direction(registry_metric))
     callback = MlflowCallback(image_every=image_every, log_model=log_model or bool(register_as),
                               param_keys=param_keys, headline=headline)
     active = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id, run_name=run_name,

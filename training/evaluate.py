@@ -36,12 +36,6 @@ VAL_IW_SAMPLES = 50  # K of the per-epoch estimate: cheap on validation sets of 
 EPOCH_LOG_LIKELIHOOD = f"val_log_likelihood_k{VAL_IW_SAMPLES}"
 
 
-def is_test_metric(name: str) -> bool:
-    """A figure on the test images (`test_*`, `*_test`): computed once, at the end, for the report;
-    never compared to choose anything (selection uses `val_*`)."""
-    return name.startswith("test_") or name.endswith("_test")
-
-
 def cluster_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Accuracy under the best one-to-one mapping of clusters to labels (Hungarian algorithm)."""
     y_true, y_pred = np.asarray(y_true).astype(np.int64), np.asarray(y_pred).astype(np.int64)

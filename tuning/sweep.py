@@ -102,11 +102,12 @@ def choose_seed(given: int | None) -> int:
 
 def metric_for(base: TrainConfig, metric: str | None, mode: str | None) -> tuple[str, str]:
     from tracking.registry import check_selection_metric
+    from training.metrics import direction
 
     default_metric, default_mode = CLUSTERING_METRIC if base.cluster_epochs else DEFAULT_METRIC[base.model]
     metric = check_selection_metric(metric or default_metric, "--metric")
     if mode is None:
-        mode = default_mode if metric == default_metric else ("min" if metric.endswith(("loss", "mse")) else "max")
+        mode = default_mode if metric == default_metric else direction(metric)
     return metric, mode
 
 
