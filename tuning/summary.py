@@ -26,7 +26,7 @@ from tuning.trial import TRIAL_TAG
 
 IMAGE = re.compile(r"^images/latent_traversal\+step\+(?P<step>\d+)\+.*\.png$")
 # Besides the sweep metric, what the table and the parent's best_* show: the figures a user ranks by.
-RANKING_METRICS = KEY_METRICS + ("val_active_units", "active_units")
+RANKING_METRICS = KEY_METRICS + ("val_active_units",)
 
 
 def children(client: MlflowClient, experiment_id: str, parent_id: str) -> dict[str, object]:
@@ -47,11 +47,11 @@ def trial_table(results, runs: dict, swept: tuple[str, ...], metric: str) -> lis
         row = {"trial": trial_id, "run_name": run.info.run_name if run else trial_id,
                "status": run.info.status if run else ("FAILED" if r.error else "?"),
                "stopped_early": tags.get(STOPPED_EARLY) == "true",
-               "epochs": int(tags.get(STOPPED_AT) or metrics.get("epoch", 0)),
-               "failure_reason": tags.get("failure_reason") or (last_line(r.error) if r.error else None)}
+               "epochs": int(tags.get(STOPPED_AT) or metrics.get("epoch", 0))}
         row |= {k: config[k] for k in swept if k in config}
         row |= {k: metrics[k] for k in (metric, *RANKING_METRICS) if isinstance(metrics.get(k), (int, float))}
         row["run_id"] = run.info.run_id if run else None
+        row["failure_reason"] = tags.get("failure_reason") or (last_line(r.error) if r.error else None)
         rows.append(row)
     return rows
 
