@@ -7,7 +7,7 @@ DATA_DIR ?= ../shared/data
 
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 
-.PHONY: venv test test-cluster sweep ui train train-frey train-mnist-test clean
+.PHONY: venv test test-slow sweep ui train train-frey train-mnist-test clean
 
 venv: $(VENV)/.installed
 
@@ -17,12 +17,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-# The suite, but for the two-node Ray cluster test (tests/test_cluster.py, several minutes): test-cluster.
+# The suite, but for the slowest tests (`make test-slow`, run by CI too): the two-node Ray cluster
+# (tests/test_cluster.py), the showcase sweep (tests/test_showcase.py) and the killed-driver resume.
 test: venv
-	$(PY) -m pytest -q -m "not cluster"
+	$(PY) -m pytest -q -m "not cluster and not slow"
 
-test-cluster: venv
-	$(PY) -m pytest -q -m cluster
+test-slow: venv
+	$(PY) -m pytest -q -m "cluster or slow"
 
 # The main job: the MLproject's `main` entry point (a Ray Tune sweep of the VAE on digits).
 sweep: venv

@@ -309,6 +309,7 @@ def test_two_workers_per_trial_run_multiworker_mirrored(tmp_path):
     assert row["status"] == "FINISHED" and row["val_cluster_acc"] == pytest.approx(kid.data.metrics["val_cluster_acc"])
 
 
+@pytest.mark.slow
 def test_killed_driver_resumes_without_duplicate_runs(tmp_path):
     args = ["--num-samples", "3", "--max-epochs", "3", "--scheduler", "fifo", "--max-concurrent", "1",
             "--name", "resumable"]
