@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from training.config import TrainConfig
-from training.evaluate import embed, latent_activity
+from training.evaluate import embed, unit_activity
 from training.images import TILE_PX, labelled_grid, tile_scale, traversal, traversal_images
 from training.models import build_model
 
@@ -47,7 +47,7 @@ def test_traversal_rows_are_the_most_active_dimensions_first():
     expected = np.argsort(-factors, kind="stable")[:10]  # the two dead dimensions (factor 0) are left out
     np.testing.assert_array_equal(sweep.dims, expected)
     assert 1 not in sweep.dims and 5 not in sweep.dims
-    np.testing.assert_allclose(sweep.activity, latent_activity(model, x)[expected], rtol=1e-6)
+    np.testing.assert_allclose(sweep.activity, unit_activity(model, x)[expected], rtol=1e-6)
     assert np.all(np.diff(sweep.activity) <= 0) and sweep.images.shape == (10, 5, 8, 8)
     # Row r sweeps dimension dims[r] by -3..3 prior sd around the mean code, the others held at the mean.
     base = embed(model, x).mean(axis=0)

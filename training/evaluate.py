@@ -50,18 +50,14 @@ def embed(model, x: np.ndarray, batch: int = 2048) -> np.ndarray:
     return np.concatenate([np.asarray(model.encode_mean(x[i:i + batch])) for i in range(0, len(x), batch)])
 
 
-def latent_activity(model, x: np.ndarray) -> np.ndarray:
-    """(latent,) variance over `x` of each dimension's posterior mean E[z_d | x] (the code for the SAE):
-    Burda et al.'s activity statistic. Near 0: the dimension ignores its input (a collapsed unit)."""
-    return embed(model, x).var(axis=0)
-
-
 def reconstruct(model, x: np.ndarray, batch: int = 2048) -> np.ndarray:
     return np.concatenate([np.asarray(model(x[i:i + batch])) for i in range(0, len(x), batch)])
 
 
 def unit_activity(model, x: np.ndarray) -> np.ndarray:
-    """Per latent dimension, the variance over the images `x` of the posterior mean E_q(u|x)[u]: (latent,)."""
+    """(latent,) variance over the images `x` of each dimension's posterior mean E_q(u|x)[u] (the code for the
+    SAE): Burda et al.'s activity statistic, what counts active units and orders traversal rows. Near 0: the
+    dimension ignores its input (a collapsed unit)."""
     return embed(model, x).astype(np.float64).var(axis=0)
 
 

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.stats import norm
 
-from training.evaluate import embed, latent_activity
+from training.evaluate import embed, unit_activity
 
 TILE_PX = 64   # smallest tile side in a logged picture: the MLflow UI shows images at 1x
 MAX_ROWS = 10  # latent dimensions in a traversal
@@ -103,10 +103,10 @@ class Sweep(NamedTuple):
 
 
 def traversal_images(model, x_ref: np.ndarray, steps: int = 9, max_rows: int = MAX_ROWS) -> Sweep:
-    """The `max_rows` most active dimensions, by `latent_activity` on `x_ref`, each swept with the others
+    """The `max_rows` most active dimensions, by `unit_activity` on `x_ref`, each swept with the others
     at the mean code. VAE: -3..3 prior standard deviations around the mean; SAE: the unit's observed range."""
     codes = embed(model, x_ref)
-    activity = latent_activity(model, x_ref)
+    activity = unit_activity(model, x_ref)
     dims = np.argsort(-activity, kind="stable")[:max_rows]
     base = codes.mean(axis=0)
     vae = hasattr(model, "kl_weight")  # a VAE's prior is N(0, I)
