@@ -25,6 +25,7 @@ from tracking.callback import MlflowCallback
 from tracking.registry import Registration, check_selection_metric, default_metric, register
 from tracking.secrets import redact, safe_uri
 from tracking.store import default_experiment, prepare
+from tracking.unclosed import remember
 from training.metrics import direction
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,12 +110,17 @@ def ending_run(defer_sigterm: bool = True):
     finally:
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, signal.SIG_IGN) if main else None  # we are ending anyway
+        active = mlflow.active_run()
         try:
             mlflow.end_run(status=outcome["status"])
         except Exception as e:
             if not store_gone(e):
                 raise
-            # The server is gone: the run cannot be closed now; the exception on its way out says so.
+            # The server is gone: the run cannot be closed now; the next start against this store closes
+            # it (tracking.unclosed); the exception on its way out says so.
+            if active is not None:
+                remember(mlflow.get_tracking_uri(), active.info.run_id, "FAILED",
+                         "the tracking server stopped answering, so the training stopped")
         finally:
             if main:
                 signal.signal(signal.SIGTERM, previous)

@@ -13,6 +13,7 @@ from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
 from tracking.secrets import safe_uri, without_credentials
+from tracking.unclosed import close_remembered
 from training.errors import UserError
 
 ENV_URI = "MLFLOW_TRACKING_URI"
@@ -100,6 +101,7 @@ def prepare(uri: str | None = None, experiment: str | None = None) -> tuple[str,
             raise TrackingError(f"cannot open tracking store {safe_uri(uri)}: "
                                 f"{safe_uri(str(e).splitlines()[0] if str(e) else type(e).__name__)}; is it an "
                                 f"MLflow store? pass another --tracking-uri") from None
+        close_remembered(uri, client)  # runs a gone server left RUNNING (tracking.unclosed)
         experiment_id = None
         if experiment:
             found = client.get_experiment_by_name(experiment)

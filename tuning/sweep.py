@@ -120,9 +120,28 @@ def quiet_ray_env(verbose: bool) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
+# Ray listens where its node's address is: on Linux the machine's outward address, with its GCS, raylet
+# and workers' gRPC servers reachable from the network. A sweep of our own needs nobody else: Ray's
+# single-machine setting (meant for macOS and Windows) makes the node's address loopback, so every port
+# of the local Ray binds 127.0.0.1 (tests/test_reliability.py lists them). Read when Ray is imported.
+LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def loopback_only(on: bool) -> None:
+    """Make the Ray that this process starts listen on loopback only (on=True), or as Ray decides."""
+    if on:
+        os.environ.setdefault(LOOPBACK_ONLY, "0")
+    elif os.environ.get(LOOPBACK_ONLY) == "0":
+        os.environ.pop(LOOPBACK_ONLY)  # joining a cluster: other nodes must reach this driver
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:  # Ray imported before (a sweep run from Python): its constant, read at import
+        constants.ENABLE_RAY_CLUSTER = os.environ.get(LOOPBACK_ONLY, "1").lower() not in ("0", "false")
+
+
 def init_ray(sweep: SweepConfig, cluster: bool) -> None:
     import logging
 
+    loopback_only(not cluster)
     import ray
 
     if ray.is_initialized():
@@ -140,7 +159,7 @@ def init_ray(sweep: SweepConfig, cluster: bool) -> None:
         # placement group of a trial that ASHA stopped (without it the next trial waits forever).
         kwargs |= dict(dashboard_host="127.0.0.1", include_dashboard=sweep.workers_per_trial > 1 or None)
         if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
-            print("[aesweep] warning: RAY_AUTH_MODE=disabled: anyone who can reach this machine's Ray ports can run "
+            print("[aesweep] warning: RAY_AUTH_MODE=disabled: every user of this machine can run "
                   "code on it while the sweep runs; unset it (token authentication is Ray's default)",
                   file=sys.stderr)
         from tuning import reaper
