@@ -1,0 +1,135 @@
+"""The sweep report after a real tiny sweep (local Ray, SQLite MLflow store), read back and opened in headless Chromium.
+
+The screenshot goes to tmp_path, or to $AESWEEP_SCREENSHOTS/report.png when set.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.test_tuning import children, sweep_cli, the_parent
+from tracking.__main__ import main as tracking_main
+
+NAME = "report-sweep"
+SECTIONS = {"settings": "Settings", "history": "Optimisation history", "importance": "Parameter importance",
+            "intermediate": "Intermediate values by epoch", "slices": "Slice plots", "top-trials": "Top trials",
+            "trials": "Trials"}
+FIGURES = ("history", "importance", "intermediate", "slices", "top-trials")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    t0 = time.time()
+    out = sweep_cli(tmp, "--num-samples", "4", "--max-epochs", "2", "--seed", "0", "--name", NAME)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    client = MlflowClient(uri)
+    parent = the_parent(client)
+    return {"tmp": tmp, "uri": uri, "client": client, "parent": parent, "kids": children(client, parent.info.run_id),
+            "stdout": out.stdout, "seconds": time.time() - t0}
+
+
+def test_every_sweep_writes_its_report_locally_and_on_the_parent(sweep):
+    local = sweep["tmp"] / "ray" / NAME / "report" / "index.html"
+    assert local.is_file() and f"[aesweep] report: {local}" in sweep["stdout"]
+    client, parent = sweep["client"], sweep["parent"]
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/index.html", "report/history.png", "report/importance.png", "report/intermediate.png",
+            "report/slices.png"} <= logged
+    assert any(re.match(r"report/top1-latent_traversal\.png", p) for p in logged)
+    page = local.read_text()
+    # Self-contained: no resource fetched from anywhere (links to the UI are links, not resources).
+    assert not re.search(r'<(img|script|link)[^>]+(src|href)="(?!data:)', page)
+    # ASHA's stops as the child runs record them, each named, or none.
+    stopped = [k for k in sweep["kids"] if k.data.tags.get("stopped_early") == "true"]
+    note = re.search(r'<p class="note" id="stops">(.*?)</p>', page).group(1)
+    for kid in stopped:
+        assert f"{kid.info.run_name} at epoch {kid.data.tags['stopped_at_epoch']}" in note
+    assert note.startswith("Stopped early by ASHA") if stopped else note.startswith("No trial was stopped")
+    # Every child linked into the UI by its run id, and the importance evaluator named.
+    for kid in sweep["kids"]:
+        assert f"/#/experiments/{parent.info.experiment_id}/runs/{kid.info.run_id}" in page
+    assert "FanovaImportanceEvaluator" in page
+
+
+def test_command_regenerates_the_report_by_name_or_parent_id(sweep, tmp_path, capsys):
+    uri, parent = sweep["uri"], sweep["parent"]
+    assert tracking_main(["report", "--tracking-uri", uri, "--sweep", NAME, "--out", str(tmp_path / "a")]) == 0
+    assert tracking_main(["report", "--tracking-uri", uri, "--run-id", parent.info.run_id, "--out",
+                          str(tmp_path / "b"), "--no-log"]) == 0
+    out = capsys.readouterr().out
+    assert f"report of sweep {NAME} (4 trials): {tmp_path / 'a' / 'index.html'}" in out
+    for d in ("a", "b"):
+        files = {p.name for p in (tmp_path / d).iterdir()}
+        assert {"index.html", "history.png", "importance.png", "intermediate.png", "slices.png"} <= files
+    # the settings table: what varies first (the space's swept keys), then the constants
+    page = (tmp_path / "a" / "index.html").read_text()
+    varies, same = page.index("varies across trials"), page.index("the same in every trial")
+    for key in ("latent_dim", "learning_rate", "kl_weight"):
+        assert varies < page.index(f"<td>{key}</td>") < same
+    assert same < page.index("<td>hidden</td>")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sweep", "never-ran"], "no sweep named 'never-ran'"),
+    (["--run-id", "0123456789abcdef"], "no run '0123456789abcdef'"),
+    (["--run-id", "CHILD"], "is not a sweep's parent run"),
+])
+def test_unknown_sweep_or_run_is_one_line(sweep, tmp_path, capsys, args, message):
+    args = [sweep["kids"][0].info.run_id if a == "CHILD" else a for a in args]
+    code = tracking_main(["report", "--tracking-uri", sweep["uri"], "--out", str(tmp_path / "r"), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_store_is_one_line(tmp_path, capsys):
+    code = tracking_main(["report", "--tracking-uri", f"sqlite:///{tmp_path}/none.db"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no tracking store at" in err[0]
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_report_opens_offline_in_chromium_with_every_figure(sweep, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")
+    page_file = sweep["tmp"] / "ray" / NAME / "report" / "index.html"
+    shots = Path(os.environ.get("AESWEEP_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    fetched = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            page.on("request", lambda r: fetched.append(r.url))
+            page.goto(page_file.as_uri(), wait_until="load")
+            for ident, title in SECTIONS.items():
+                assert page.locator(f"section#{ident} h2").inner_text() == title
+            for ident in FIGURES:
+                images = page.locator(f"section#{ident} img")
+                assert images.count() >= 1, f"section {ident} has no figure"
+                sizes = images.evaluate_all("es => es.map(e => [e.complete, e.naturalWidth, e.naturalHeight])")
+                assert all(done and w > 0 and h > 0 for done, w, h in sizes), (ident, sizes)
+            # the top trials: each a traversal and samples side by side, shown at least at their own size
+            cards = page.locator("section#top-trials .trial")
+            assert cards.count() >= 1
+            for k in range(cards.count()):
+                pair = cards.nth(k).locator(".pair img")
+                assert pair.count() == 2
+                boxes = [pair.nth(i).bounding_box() for i in range(2)]
+                natural = pair.evaluate_all("es => es.map(e => [e.naturalWidth, e.naturalHeight])")
+                assert all(b["width"] >= w and w >= 64 for b, (w, _) in zip(boxes, natural)), (boxes, natural)
+                assert abs(boxes[0]["y"] - boxes[1]["y"]) < 1 and boxes[1]["x"] > boxes[0]["x"]  # side by side
+            page.screenshot(path=str(shots / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert all(u.startswith(("file:", "data:")) for u in fetched), [u for u in fetched if not u.startswith("data:")]
