@@ -4,6 +4,7 @@ The screenshot goes to tmp_path, or to $AESWEEP_SCREENSHOTS/report.png when set.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -87,6 +88,41 @@ def test_unknown_sweep_or_run_is_one_line(sweep, tmp_path, capsys, args, message
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert not (tmp_path / "r").exists()
+
+
+def test_an_interrupted_sweep_has_its_report(tmp_path, capsys):
+    """A sweep whose driver died: the parent left RUNNING, a trial KILLED mid-way, one stopped by ASHA, one finished
+    (written straight into a real MLflow store as the sweep writes it; no images: a page without them)."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("aesweep-vae-digits")
+    parent = client.create_run(exp, run_name="cut-short", tags={"sweep": "true"})
+    pid = parent.info.run_id
+    space = {"latent_dim": {"choice": [4, 8]}, "learning_rate": {"loguniform": [1e-4, 1e-2]}, "kl_weight": 1.0}
+    for key, value in {"metric": "val_elbo", "mode": "max", "scheduler": "asha", "space": json.dumps(space),
+                       "hidden": "32"}.items():
+        client.log_param(pid, key, value)
+    trials = [("FINISHED", [1.0, 2.0, 3.0], {}, (4, 1e-3)),
+              ("FINISHED", [0.5], {"stopped_early": "true", "stopped_at_epoch": "1"}, (8, 3e-4)),
+              ("KILLED", [1.5, 2.5], {}, (8, 5e-3))]
+    for i, (status, values, tags, (latent, lr)) in enumerate(trials):
+        run = client.create_run(exp, run_name=f"latent={latent} lr={lr}", tags={"mlflow.parentRunId": pid, **tags})
+        client.log_param(run.info.run_id, "latent_dim", str(latent))
+        client.log_param(run.info.run_id, "learning_rate", str(lr))
+        for epoch, value in enumerate(values, start=1):
+            client.log_metric(run.info.run_id, "val_elbo", value, step=epoch)
+        client.set_terminated(run.info.run_id, status)
+    assert tracking_main(["report", "--tracking-uri", uri, "--sweep", "cut-short", "--out", str(tmp_path / "r")]) == 0
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "(RUNNING" in page and ">KILLED<" in page and "stopped at epoch 1" in page
+    assert "#2 latent=8 lr=0.0003 at epoch 1" in page
+    # one trial trained to the end: the importance of every trial's value at epoch 1, the last all reached
+    assert "3 trials&#x27; val_elbo at epoch 1, the last epoch all reached" in page
+    assert "kl_weight" not in page.split('id="trials"')[1]  # a fixed value of the space is no column
+    for png in ("history", "importance", "intermediate", "slices"):
+        assert (tmp_path / "r" / f"{png}.png").stat().st_size > 1000
+    assert page.count('class="trial"') == 1 and "(no images logged)" in page  # the finished one's card
+    assert {a.path for a in client.list_artifacts(pid, "report")} >= {"report/index.html", "report/importance.png"}
 
 
 def test_missing_store_is_one_line(tmp_path, capsys):

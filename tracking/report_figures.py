@@ -17,6 +17,12 @@ STYLE = {"font.size": 12, "axes.titlesize": 13, "axes.labelsize": 12, "legend.fo
          "xtick.labelsize": 11, "ytick.labelsize": 11}
 COMPLETE = dict(marker="o", color="tab:blue", s=48, label="trained to the end", zorder=3)
 STOPPED = dict(marker="x", color="tab:orange", s=64, label="stopped early", zorder=3)
+UNFINISHED = dict(marker="s", color="tab:gray", s=40, label="interrupted or failed (last value)", zorder=3)
+
+
+def state(t) -> str:
+    """'complete', 'stopped' (by the scheduler) or 'unfinished' (interrupted, running or failed)."""
+    return "complete" if t.complete else "stopped" if t.stopped_at else "unfinished"
 
 
 def plt():
@@ -65,8 +71,8 @@ def history_figure(trials, metric: str, mode: str):
         return None
     with pyplot.rc_context(STYLE):
         fig, ax = pyplot.subplots(figsize=(11, 4.6), dpi=DPI, layout="constrained")
-        for style, keep in ((COMPLETE, True), (STOPPED, False)):
-            group = [t for t in scored if t.complete == keep]
+        for style, keep in ((COMPLETE, "complete"), (STOPPED, "stopped"), (UNFINISHED, "unfinished")):
+            group = [t for t in scored if state(t) == keep]
             if group:
                 ax.scatter([t.number for t in group], [t.value for t in group], **style)
         best, xs, ys = None, [], []
@@ -120,11 +126,10 @@ def intermediate_figure(trials, metric: str):
         for t, colour in zip(drawn, colours):
             epochs, values = zip(*t.history)
             ax.plot(epochs, values, color=colour, lw=1.8, marker=".", ms=7,
-                    ls="--" if t.stopped_at else "-", label=f"#{t.number} {t.run_name}")
+                    ls={"complete": "-", "stopped": "--"}.get(state(t), ":"),
+                    label=f"#{t.number} {t.run_name}" + ("" if state(t) != "unfinished" else f" ({t.status})"))
             if t.stopped_at:
                 ax.scatter([epochs[-1]], [values[-1]], marker="x", s=110, lw=2.5, color=colour, zorder=4)
-                ax.annotate(f"#{t.number} stopped", (epochs[-1], values[-1]), textcoords="offset points",
-                            xytext=(6, -4), fontsize=11, color=colour)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         epochs = sorted({e for t in drawn for e, _ in t.history})
@@ -132,15 +137,17 @@ def intermediate_figure(trials, metric: str):
             ax.set_xticks(epochs)
         ax.grid(alpha=0.3)
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=10, frameon=False)
-        ax.set_title(f"{metric} by epoch (dashed, ending in x: stopped early by the scheduler)", loc="left")
+        ax.set_title(f"{metric} by epoch (dashed, ending in x: stopped early by the scheduler; dotted: "
+                     f"interrupted or failed)", loc="left", fontsize=12)
     return fig
 
 
-def slice_figure(trials, params: list[tuple[str, bool, list | None]], metric: str):
-    """One panel per hyperparameter: (name, log axis, categories or None). The metric against its value, dots
-    coloured by trial number (crosses: stopped early); a categorical one at evenly spaced positions."""
+def slice_figure(trials, params: list[tuple[str, bool, list | None, tuple | None]], metric: str):
+    """One panel per hyperparameter: (name, log axis, categories or None, the space's (low, high) or None). The
+    metric against its value, dots coloured by trial number (crosses: stopped early), over the whole range
+    searched; a categorical one at evenly spaced positions."""
     pyplot = plt()
-    scored = [t for t in _scored(trials) if all(p in t.params for p, _, _ in params)]
+    scored = [t for t in _scored(trials) if all(p[0] in t.params for p in params)]
     if not scored or not params:
         return None
     n = len(params)
@@ -151,7 +158,7 @@ def slice_figure(trials, params: list[tuple[str, bool, list | None]], metric: st
                                     squeeze=False, sharey=True)
         numbers = np.array([t.number for t in scored])
         norm = pyplot.Normalize(1, max(2, numbers.max()))
-        for k, (name, log, categories) in enumerate(params):
+        for k, (name, log, categories, bounds) in enumerate(params):
             ax = axes.flat[k]
             if categories is not None:
                 labels = [fmt(c) for c in categories]
@@ -163,10 +170,14 @@ def slice_figure(trials, params: list[tuple[str, bool, list | None]], metric: st
                 x = np.array([float(t.params[name]) for t in scored])
                 if log and (x > 0).all():
                     log_x(ax)
+                if bounds:  # the whole range searched, a little margin either side
+                    lo, hi = min(bounds[0], x.min()), max(bounds[1], x.max())
+                    pad = (hi / lo) ** 0.04 if log and lo > 0 else None
+                    ax.set_xlim(*((lo / pad, hi * pad) if pad else (lo - 0.04 * (hi - lo), hi + 0.04 * (hi - lo))))
             y = np.array([t.value for t in scored])
-            done = np.array([t.complete for t in scored])
+            states = np.array([state(t) for t in scored])
             art = None
-            for mask, marker in ((done, "o"), (~done, "X")):
+            for mask, marker in ((states == "complete", "o"), (states == "stopped", "X"), (states == "unfinished", "s")):
                 if mask.any():
                     art = ax.scatter(x[mask], y[mask], c=numbers[mask], cmap="viridis", norm=norm, s=70,
                                      marker=marker, edgecolors="black", linewidths=0.6, zorder=3)
@@ -182,7 +193,8 @@ def slice_figure(trials, params: list[tuple[str, bool, list | None]], metric: st
             bar = fig.colorbar(art, ax=axes, label="trial", pad=0.01)
             bar.locator = MaxNLocator(integer=True)
             bar.update_ticks()
-        fig.suptitle(f"slice plots: {metric} against each hyperparameter (o: trained to the end, X: stopped early)",
+        fig.suptitle(f"slice plots: {metric} against each hyperparameter (o: trained to the end, X: stopped early, "
+                     f"square: interrupted or failed)",
                      fontsize=13)
     return fig
 

@@ -138,7 +138,9 @@ def figure_sections(page: Page) -> None:
     for k, spec in s.space.items():
         values = [t.params[k] for t in s.trials if k in t.params]
         if values:
-            params.append((k, is_log(spec), categories(spec, values)))
+            kind, arg = next(iter(spec.items())) if spec else (None, None)
+            bounds = tuple(arg) if kind in ("uniform", "loguniform", "randint") else None
+            params.append((k, is_log(spec), categories(spec, values), bounds))
     page.section("slices", "Slice plots", page.figure(
         "slices.png", figures.slice_figure(s.trials, params, s.metric), "the metric against each hyperparameter"))
 
