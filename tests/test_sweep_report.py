@@ -1,6 +1,8 @@
-"""The sweep report after a real tiny sweep (local Ray, SQLite MLflow store), read back and opened in headless Chromium.
+"""The sweep report: after a real sweep of 4 trials under ASHA (local Ray, SQLite MLflow store; marked slow: about
+2 min here), read back, regenerated and opened in headless Chromium; an interrupted sweep's, on a real store.
 
-The screenshot goes to tmp_path, or to $AESWEEP_SCREENSHOTS/report.png when set.
+`make test` checks the report of tests/test_browser.py's tiny sweep in Chromium (check_report_page) instead.
+Screenshots go to tmp_path, or to $AESWEEP_SCREENSHOTS when set.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ def sweep(tmp_path_factory):
             "stdout": out.stdout, "seconds": time.time() - t0}
 
 
+@pytest.mark.slow
 def test_every_sweep_writes_its_report_locally_and_on_the_parent(sweep):
     local = sweep["tmp"] / "ray" / NAME / "report" / "index.html"
     assert local.is_file() and f"[aesweep] report: {local}" in sweep["stdout"]
@@ -59,6 +62,7 @@ def test_every_sweep_writes_its_report_locally_and_on_the_parent(sweep):
     assert "FanovaImportanceEvaluator" in page
 
 
+@pytest.mark.slow
 def test_command_regenerates_the_report_by_name_or_parent_id(sweep, tmp_path, capsys):
     uri, parent = sweep["uri"], sweep["parent"]
     assert tracking_main(["report", "--tracking-uri", uri, "--sweep", NAME, "--out", str(tmp_path / "a")]) == 0
@@ -78,21 +82,23 @@ def test_command_regenerates_the_report_by_name_or_parent_id(sweep, tmp_path, ca
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--sweep", "never-ran"], "no sweep named 'never-ran'"),
+    (["--sweep", "never-ran"], "no sweep named 'never-ran' in sqlite:///"),
     (["--run-id", "0123456789abcdef"], "no run '0123456789abcdef'"),
     (["--run-id", "CHILD"], "is not a sweep's parent run"),
 ])
-def test_unknown_sweep_or_run_is_one_line(sweep, tmp_path, capsys, args, message):
-    args = [sweep["kids"][0].info.run_id if a == "CHILD" else a for a in args]
-    code = tracking_main(["report", "--tracking-uri", sweep["uri"], "--out", str(tmp_path / "r"), *args])
+def test_unknown_sweep_or_run_is_one_line(cut_short, tmp_path, capsys, args, message):
+    args = [cut_short["child_id"] if a == "CHILD" else a for a in args]
+    code = tracking_main(["report", "--tracking-uri", cut_short["uri"], "--out", str(tmp_path / "r"), *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert not (tmp_path / "r").exists()
 
 
-def test_an_interrupted_sweep_has_its_report(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def cut_short(tmp_path_factory):
     """A sweep whose driver died: the parent left RUNNING, a trial KILLED mid-way, one stopped by ASHA, one finished
     (written straight into a real MLflow store as the sweep writes it; no images: a page without them)."""
+    tmp_path = tmp_path_factory.mktemp("cut")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(uri)
     exp = client.create_experiment("aesweep-vae-digits")
@@ -112,6 +118,11 @@ def test_an_interrupted_sweep_has_its_report(tmp_path, capsys):
         for epoch, value in enumerate(values, start=1):
             client.log_metric(run.info.run_id, "val_elbo", value, step=epoch)
         client.set_terminated(run.info.run_id, status)
+    return {"uri": uri, "client": client, "parent_id": pid, "child_id": run.info.run_id}
+
+
+def test_an_interrupted_sweep_has_its_report(cut_short, tmp_path, capsys):
+    uri, client, pid = cut_short["uri"], cut_short["client"], cut_short["parent_id"]
     assert tracking_main(["report", "--tracking-uri", uri, "--sweep", "cut-short", "--out", str(tmp_path / "r")]) == 0
     page = (tmp_path / "r" / "index.html").read_text()
     assert "(RUNNING" in page and ">KILLED<" in page and "stopped at epoch 1" in page
@@ -123,6 +134,9 @@ def test_an_interrupted_sweep_has_its_report(tmp_path, capsys):
         assert (tmp_path / "r" / f"{png}.png").stat().st_size > 1000
     assert page.count('class="trial"') == 1 and "(no images logged)" in page  # the finished one's card
     assert {a.path for a in client.list_artifacts(pid, "report")} >= {"report/index.html", "report/importance.png"}
+    assert tracking_main(["report", "--tracking-uri", uri, "--run-id", pid, "--out", str(tmp_path / "by-id"),
+                          "--no-log"]) == 0
+    assert (tmp_path / "by-id" / "index.html").is_file()
 
 
 def test_missing_store_is_one_line(tmp_path, capsys):
@@ -132,40 +146,50 @@ def test_missing_store_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "none.db").exists()
 
 
+def check_report_page(browser, page_file: Path, screenshot: Path) -> None:
+    """Open a report offline in headless Chromium: each section with its title, every figure decoded with a nonzero
+    size, each top trial's traversal and samples side by side at least at their own size (tiles >= 64 px), nothing
+    fetched but the file itself and its data URIs; a full-page screenshot."""
+    fetched = []
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    try:
+        page.on("request", lambda r: fetched.append(r.url))
+        page.goto(page_file.as_uri(), wait_until="load")
+        for ident, title in SECTIONS.items():
+            assert page.locator(f"section#{ident} h2").inner_text() == title
+        for ident in FIGURES:
+            images = page.locator(f"section#{ident} img")
+            assert images.count() >= 1, f"section {ident} has no figure"
+            sizes = images.evaluate_all("es => es.map(e => [e.complete, e.naturalWidth, e.naturalHeight])")
+            assert all(done and w > 0 and h > 0 for done, w, h in sizes), (ident, sizes)
+        cards = page.locator("section#top-trials .trial")
+        assert cards.count() >= 1
+        for k in range(cards.count()):
+            pair = cards.nth(k).locator(".pair img")
+            assert pair.count() == 2
+            boxes = [pair.nth(i).bounding_box() for i in range(2)]
+            natural = pair.evaluate_all("es => es.map(e => [e.naturalWidth, e.naturalHeight])")
+            assert all(b["width"] >= w and w >= 64 for b, (w, _) in zip(boxes, natural)), (boxes, natural)
+            assert abs(boxes[0]["y"] - boxes[1]["y"]) < 1 and boxes[1]["x"] > boxes[0]["x"]  # side by side
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot), full_page=True)
+    finally:
+        page.close()
+    assert all(u.startswith(("file:", "data:")) for u in fetched), [u for u in fetched if not u.startswith("data:")]
+
+
+@pytest.mark.slow
 def test_report_opens_offline_in_chromium_with_every_figure(sweep, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")
-    page_file = sweep["tmp"] / "ray" / NAME / "report" / "index.html"
     shots = Path(os.environ.get("AESWEEP_SCREENSHOTS") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
-    fetched = []
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            page.on("request", lambda r: fetched.append(r.url))
-            page.goto(page_file.as_uri(), wait_until="load")
-            for ident, title in SECTIONS.items():
-                assert page.locator(f"section#{ident} h2").inner_text() == title
-            for ident in FIGURES:
-                images = page.locator(f"section#{ident} img")
-                assert images.count() >= 1, f"section {ident} has no figure"
-                sizes = images.evaluate_all("es => es.map(e => [e.complete, e.naturalWidth, e.naturalHeight])")
-                assert all(done and w > 0 and h > 0 for done, w, h in sizes), (ident, sizes)
-            # the top trials: each a traversal and samples side by side, shown at least at their own size
-            cards = page.locator("section#top-trials .trial")
-            assert cards.count() >= 1
-            for k in range(cards.count()):
-                pair = cards.nth(k).locator(".pair img")
-                assert pair.count() == 2
-                boxes = [pair.nth(i).bounding_box() for i in range(2)]
-                natural = pair.evaluate_all("es => es.map(e => [e.naturalWidth, e.naturalHeight])")
-                assert all(b["width"] >= w and w >= 64 for b, (w, _) in zip(boxes, natural)), (boxes, natural)
-                assert abs(boxes[0]["y"] - boxes[1]["y"]) < 1 and boxes[1]["x"] > boxes[0]["x"]  # side by side
-            page.screenshot(path=str(shots / "report.png"), full_page=True)
+            check_report_page(browser, sweep["tmp"] / "ray" / NAME / "report" / "index.html",
+                              shots / "report-asha.png")
         finally:
             browser.close()
-    assert all(u.startswith(("file:", "data:")) for u in fetched), [u for u in fetched if not u.startswith("data:")]
