@@ -35,7 +35,7 @@ table { border-collapse: collapse; font-size: 15px; } th, td { padding: 4px 12px
 tr.group th { background: #e8eef6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img.figure { display: block; max-width: 100%; height: auto; }
 .trials { display: flex; flex-wrap: wrap; gap: 28px; } .trial { border: 1px solid #ddd; padding: 10px 14px; }
-.trial h3 { font-size: 17px; margin: 0 0 6px; } .pair { display: flex; gap: 16px; align-items: flex-start; }
+.trial h3 { font-size: 17px; margin: 0 0 6px; } .pair { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
 .pair figure { margin: 0; } .pair figcaption { font-size: 14px; color: #444; }
 .pair img { image-rendering: pixelated; display: block; }
 code { font-size: 14px; background: #f4f4f4; padding: 1px 4px; } a { color: #0b5cad; }
