@@ -102,7 +102,7 @@ def settings_section(page: Page) -> None:
         space = ", ".join(f"{kind} {arg}" for kind, arg in spec.items()) or "?"
         numeric = values and all(isinstance(v, (int, float)) for v in values)
         tried = (f"{figures.fmt(min(values))} .. {figures.fmt(max(values))}" if numeric and len(set(values)) > 3
-                 else ", ".join(figures.fmt(v) for v in sorted(set(values), key=str)))
+                 else ", ".join(figures.fmt(v) for v in sorted(set(values), key=None if numeric else str)))
         chosen = figures.fmt(best.params[k]) if best and k in best.params else "-"
         rows.append(f"<tr><td>{esc(k)}</td><td>{esc(space)}</td><td>{esc(tried)}</td><td>{esc(chosen)}</td></tr>")
     rows.append('<tr class="group"><th colspan="4">the same in every trial</th></tr>')
@@ -122,7 +122,8 @@ def figure_sections(page: Page) -> None:
     except Exception as e:  # an analysis of a view: the rest of the page stands
         values, caption = {}, f"fANOVA failed: {type(e).__name__}: {e}"
     page.section("importance", "Parameter importance",
-                 f'<p class="note">{esc(caption)}. Few trials make it a rough guide.</p>'
+                 f'<p class="note">{esc(caption)}.{" Few trials make it a rough guide." if len(s.trials) < 20 else ""}'
+                 f"</p>"
                  + page.figure("importance.png", figures.importance_figure(values, f"importance for {s.metric}"),
                                "parameter importance"))
     stopped = [t for t in s.trials if t.stopped_at]
@@ -213,7 +214,7 @@ def write(uri: str, out: Path | None, name: str | None = None, run_id: str | Non
           ui_url: str | None = None, log: bool = True) -> tuple[Sweep, Path]:
     """Load the sweep, write its report in `out` (default ./reports/<sweep name>) and log it to the parent."""
     sweep = load_sweep(uri, name, run_id)
-    index = build(sweep, out or Path("reports") / sweep.name, ui_url)
+    index = build(sweep, out or Path("reports") / sweep.name.replace("/", "_").lstrip("."), ui_url)
     if log:
         MlflowClient(uri).log_artifacts(sweep.run_id, str(index.parent), "report")
     return sweep, index

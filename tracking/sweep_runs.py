@@ -105,6 +105,8 @@ def find_parent(client: MlflowClient, uri: str, name: str | None, run_id: str | 
             raise ReportError(f"run {run_id} is not a sweep's parent run (no tag sweep=true); "
                               f"give the parent's id or --sweep NAME")
         return run
+    if name and "'" in name:
+        raise ReportError(f"no sweep named {name!r}: sweep names hold no quotes; check --sweep")
     experiments = [e.experiment_id for e in client.search_experiments()]
     query = "tags.sweep = 'true'" + (f" and tags.`mlflow.runName` = '{name}'" if name else "")
     runs = client.search_runs(experiments, filter_string=query, order_by=["attributes.start_time DESC"],
