@@ -5,7 +5,7 @@
     intermediate_figure(trials, metric)           the metric by epoch per trial, the scheduler's stops marked
     slice_figure(trials, params, metric)          the metric against each hyperparameter (log axis where asked)
 
-`trials` are `tracking.sweep_runs.Trial`s (number, run_name, value, history, complete, stopped_at, params).
+`trials` are `tracking.report_data.Trial`s (number, run_name, value, history, complete, stopped_at, params).
 Sizes are for reading at 1x: figures about 1100 px wide at 100 dpi, text 12 pt or larger.
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@ plus its PNGs, written locally and logged to the sweep's parent run as `report/i
     python -m tracking report [--sweep NAME | --run-id PARENT] [--out DIR] [--tracking-uri URI]
 
 Sections: the settings (what varies, then the constants), the optimisation history, parameter importance
-(fANOVA, tracking.sweep_runs.importance), the metric by epoch with the scheduler's stops, slice plots, the top
+(fANOVA, tracking.report_data.importance), the metric by epoch with the scheduler's stops, slice plots, the top
 trials' traversals and prior samples side by side, and every trial with links into the MLflow UI. A sweep writes
 it at its end (`write_at_end`); the command regenerates it for any finished or interrupted sweep.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from tracking import report_figures as figures
-from tracking.sweep_runs import (ReportError, SWEEP_SETTINGS, Sweep, categories, image_paths, importance, is_log,
+from tracking.report_data import (ReportError, SWEEP_SETTINGS, Sweep, categories, image_paths, importance, is_log,
                                  load_sweep, ui_base)
 
 TOP = 4  # trials whose images the page shows
