@@ -7,6 +7,7 @@ Everything that imports mlflow lives here. Training calls in through callbacks
     python -m tracking ui            the MLflow UI over the project's store, on 127.0.0.1
     python -m tracking server ...    a shared tracking server for a cluster
     python -m tracking best          the best runs of an experiment, with model URIs
+    python -m tracking report        a sweep's HTML report (history, importance, slices, top trials)
 """
 import logging as _logging
 import os as _os

@@ -23,7 +23,7 @@ from training.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_FILE = "aesweep-sweep.json"
-WORKING_DIR_EXCLUDES = ["mlflow.db", "mlruns/", "mlartifacts/", "ray_results/", "runs/",
+WORKING_DIR_EXCLUDES = ["mlflow.db", "mlruns/", "mlartifacts/", "ray_results/", "runs/", "reports/",
                         "**/__pycache__/", ".pytest_cache/", "*.egg-info/", "tests/", ".venv/"]
 DEFAULT_METRIC = {"vae": ("val_elbo", "max"), "sae": ("val_loss", "min")}
 # A clustering recipe (IDEC fine-tuning, labelled data) is ranked by how well it clusters held-out images.
@@ -270,6 +270,9 @@ def run(sweep: SweepConfig) -> dict:
             log_sweep_params(sweep)
         results = fit(sweep, param_space, uri, experiment_id, parent_id, storage)
         summary = summarize(results, sweep, uri, experiment_id, parent_id)
+        from tracking.sweep_report import write_at_end
+
+        write_at_end(uri, parent_id, storage / sweep.name / "report")  # also logged: report/index.html
         if summary.get("best") is None:
             # No trial trained to the end: the sweep failed, with the trials' own reasons in one line.
             reason = no_trial_finished(summary.get("trials", []))
