@@ -25,9 +25,6 @@ from tuning import ROOT
 STATE_FILE = "aesweep-sweep.json"
 WORKING_DIR_EXCLUDES = ["mlflow.db", "mlruns/", "mlartifacts/", "ray_results/", "runs/",
                         "**/__pycache__/", ".pytest_cache/", "*.egg-info/", "tests/", ".venv/"]
-DEFAULT_METRIC = {"vae": ("val_elbo", "max"), "sae": ("val_loss", "min")}
-# A clustering recipe (IDEC fine-tuning, labelled data) is ranked by how well it clusters held-out images.
-CLUSTERING_METRIC = ("val_cluster_acc", "max")
 COORDINATOR_CPU = 0.01
 
 
@@ -101,14 +98,12 @@ def choose_seed(given: int | None) -> int:
 
 
 def metric_for(base: TrainConfig, metric: str | None, mode: str | None) -> tuple[str, str]:
+    """The sweep's (metric, mode): as given, else the default for its model and recipe (training.metrics)."""
     from tracking.registry import check_selection_metric
-    from training.metrics import direction
+    from training.metrics import direction, sweep_metric
 
-    default_metric, default_mode = CLUSTERING_METRIC if base.cluster_epochs else DEFAULT_METRIC[base.model]
-    metric = check_selection_metric(metric or default_metric, "--metric")
-    if mode is None:
-        mode = default_mode if metric == default_metric else direction(metric)
-    return metric, mode
+    metric = check_selection_metric(metric or sweep_metric(base.model, bool(base.cluster_epochs))[0], "--metric")
+    return metric, direction(metric) if mode is None else mode
 
 
 def quiet_ray_env(verbose: bool) -> None:
@@ -310,7 +305,8 @@ def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, par
     from ray import tune
 
     from tuning.status import ChildRunStatus
-    from tuning.trial import TrialSetup, run_trial
+    from tuning.tracked_trial import TrialSetup
+    from tuning.trial import run_trial
 
     setup = TrialSetup(base=sweep.base, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent_id,
                        swept=sweep.swept, storage_path=str(storage / sweep.name),
