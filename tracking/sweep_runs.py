@@ -31,7 +31,7 @@ TRIAL_TAG = "ray_trial_id"
 NODE_TAG = "ray_node_id"  # the Ray node of the trial's latest attempt (a retry may run on another node)
 STOPPED_EARLY, STOPPED_AT = "stopped_early", "stopped_at_epoch"
 REASON_TAG = "failure_reason"
-# How MLflow names a logged image's file: images/<key>+step+<step>+<uuid>.png (the key's "/" as "#").
+# How MLflow names an image logged with mlflow.log_image(key=..., step=...): images/<key>+step+<step>+....png
 TRAVERSAL_IMAGE = re.compile(r"^images/latent_traversal\+step\+(?P<step>\d+)\+.*\.png$")
 
 

@@ -1,11 +1,10 @@
 """The Tune function: a thin adapter from a trial's sampled config to `training.train`.
 
-Each trial is an MLflow child run of the sweep's parent run, found again by its Ray
-trial id when the trial is retried or the sweep resumed (so no duplicate runs; see
-tracking.sweep_runs), and reports every epoch to Tune, with a checkpoint at least every
-CHECKPOINT_SECONDS (so ASHA can stop it and a retried or resumed trial continues from its
-last checkpointed epoch). What runs in the worker is tuning.tracked_trial's, shared with
-multi-worker trials (tuning.multiworker).
+Each trial is an MLflow child run of the sweep's parent run, found again by its Ray trial id when
+the trial is retried or the sweep resumed (so no duplicate runs; see tracking.sweep_runs), and
+reports every epoch to Tune, with a checkpoint at least every CHECKPOINT_SECONDS (so ASHA can stop
+it and a retried or resumed trial continues from its last checkpointed epoch). What runs in the
+worker is tuning.tracked_trial's, shared with multi-worker trials (tuning.multiworker).
 """
 from __future__ import annotations
 
@@ -14,8 +13,7 @@ import tempfile
 from pathlib import Path
 
 from training.config import TrainConfig
-from tuning.tracked_trial import (CHECKPOINT_SECONDS, TrialSetup, TuneReporter, quiet_worker,  # noqa: F401
-                                  restore_checkpoint, train_tracked)
+from tuning.tracked_trial import TrialSetup, TuneReporter, quiet_worker, restore_checkpoint, train_tracked
 
 
 def child_runs(setup: TrialSetup):
