@@ -23,10 +23,9 @@ class TrackingError(UserError, RuntimeError):
     """The tracking store cannot be used; the message says why and what to do."""
 
 
-def default_uri(project_dir: str | os.PathLike | None = None) -> str:
-    """MLflow's embedded SQLite store, as an ABSOLUTE URI: Ray trials change directory."""
-    base = Path(project_dir or os.getcwd()).resolve()
-    return f"sqlite:///{base / 'mlflow.db'}"
+def default_uri() -> str:
+    """MLflow's embedded SQLite store in the current directory, as an ABSOLUTE URI: Ray trials change directory."""
+    return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
 
 
 def resolve_uri(uri: str | None = None) -> str:
