@@ -7,9 +7,8 @@ down; nothing below it reads flags or environment variables for these values.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from training.errors import UserError
@@ -23,82 +22,72 @@ class ConfigError(UserError, ValueError):
     """A configuration value is invalid; the message says which and what to do."""
 
 
+def option(default: Any, help: str, **meta: Any) -> Any:
+    """A config field and its help, the one text the CLIs (training.cli) show for it. `meta`: e.g.
+    choices=(...) for a closed set (shown as the flag's metavar)."""
+    return field(default=default, metadata={"help": help, **meta})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that determines one training run.
+    """Everything that determines one training run; each field's help is its `option` text."""
 
-    model: "vae" (variational autoencoder) or "sae" (sparse autoencoder).
-    dataset: "digits", "mnist", "mnist-test", "frey" or "npz:PATH".
-    data_dir: folder searched for dataset files before any download.
-    latent_dim: size of the code (VAE latent, SAE sigmoid code layer).
-    hidden: encoder layer widths; the decoder mirrors them.
-    activation: hidden-layer activation (relu, softplus, tanh, ...).
-    kl_weight: beta, the weight of the VAE's KL term.
-    sparsity_weight: weight of the SAE's KL sparsity penalty.
-    sparsity_target: rho, the target mean activation of each SAE code unit.
-    recon_loss: the VAE's likelihood p(x|z) per pixel, or the SAE's reconstruction loss. "auto" picks
-        "gaussian" for frey and "cbernoulli" for other VAE data, "mse" for the SAE. "cbernoulli": the
-        continuous Bernoulli (Loaiza-Ganem & Cunningham 2019), a density on [0, 1] for greyscale pixels;
-        "bce": Bernoulli, a density only for binary pixels (on greyscale data its figures are not
-        log-likelihoods); "gaussian": learned per-pixel variance (VAE only); "mse": unit variance.
-    learning_rate, batch_size (global, split across replicas), epochs, seed.
-    lr_schedule: "constant", or "cosine" decay of the learning rate to 0 over all epochs.
-    warmup_epochs: linear learning-rate warm-up from 0 over this many first epochs (then the schedule).
-    weight_decay: decoupled (AdamW) weight decay; 0 for plain Adam.
-    input_dropout: SAE only: denoising: fraction of input pixels zeroed during training (mask from
-        the input pipeline's per-example noise, rescaled by 1 / (1 - p)).
-    iw_train_samples: VAE only: K samples per example in the training objective (K=1 is the
-        ELBO, K>1 the importance-weighted bound of Burda et al.).
-    cluster_epochs: SAE only: epochs of IDEC fine-tuning of the encoder after training
-        (k = the number of classes), before the final k-means on the code; 0 for none.
-    cluster_weight: gamma, the weight of the IDEC clustering loss KL(P || Q) per example. The
-        reconstruction is summed over pixels, so IDEC's gamma=0.1 on a per-pixel mean is ~0.1 * pixels.
-    augment_shift, augment_rotate: training inputs randomly shifted by up to this fraction of the
-        image's height and width (0.1 = 2.8 pixels on 28x28 images) and
-        rotated by up to this many degrees (label-free augmentation; 0 = off).
-    consistency_weight: SAE only, with augmentation: weight of the squared distance between the codes
-        of two augmentations of the same image, relative to the batch's code spread (invariance of
-        the code that collapse cannot fake; 0 = off).
-    contrast_weight: SAE only, with augmentation: weight of an InfoNCE term: each image's code must
-        pick out its other augmentation's code among the global batch's (cosine similarity of
-        batch-centred codes / contrast_temperature); invariant codes that still tell images apart.
-    iw_samples: K importance samples for the validation and test log-likelihood estimates (the
-        encoder's proposal q(z|x), as published VAE results use).
-    iw_refine_steps: VAE only: also estimate test_log_likelihood_refined, each test image's proposal
-        refined by this many Adam steps on its importance-weighted bound from the encoder's output
-        (closes the amortisation gap; any proposal gives a lower bound of log p(x)); 0 = off.
-    traversal_steps: points along each latent axis in traversal grids.
-    """
-
-    model: str = "vae"
-    dataset: str = "digits"
-    data_dir: str | None = None
-    latent_dim: int = 8
-    hidden: tuple[int, ...] = (256, 128)
-    activation: str = "relu"
-    kl_weight: float = 1.0
-    sparsity_weight: float = 0.01
-    sparsity_target: float = 0.05
-    recon_loss: str = "auto"
-    learning_rate: float = 1e-3
-    batch_size: int = 128
-    epochs: int = 20
-    seed: int = 0
-    lr_schedule: str = "constant"
-    warmup_epochs: int = 0
-    weight_decay: float = 0.0
-    input_dropout: float = 0.0
-    iw_train_samples: int = 1
-    cluster_epochs: int = 0
-    cluster_weight: float = 50.0
-    augment_shift: float = 0.0
-    augment_rotate: float = 0.0
-    consistency_weight: float = 0.0
-    contrast_weight: float = 0.0
-    contrast_temperature: float = 0.5
-    iw_samples: int = 1000
-    iw_refine_steps: int = 0
-    traversal_steps: int = 9
+    model: str = option("vae", "vae (variational autoencoder) or sae (sparse autoencoder)", choices=MODELS)
+    dataset: str = option("digits", "digits (bundled, offline), mnist, mnist-test, frey, or npz:PATH for your own "
+                                    "arrays")
+    data_dir: str | None = option(None, "folder searched for dataset files before any download; else "
+                                        "$AESWEEP_DATA_DIR")
+    latent_dim: int = option(8, "size of the latent code")
+    hidden: tuple[int, ...] = option((256, 128), "encoder layer widths, comma-separated; the decoder mirrors them")
+    activation: str = option("relu", "hidden-layer activation")
+    kl_weight: float = option(1.0, "VAE: beta, the weight of the KL term")
+    sparsity_weight: float = option(0.01, "SAE: weight of the KL sparsity penalty")
+    sparsity_target: float = option(0.05, "SAE: rho, target mean activation of each code unit, in (0, 1)")
+    # The VAE's likelihood p(x|z) per pixel, or the SAE's reconstruction loss. "cbernoulli": the continuous
+    # Bernoulli (Loaiza-Ganem & Cunningham 2019); "bce" on greyscale data gives figures that are not
+    # log-likelihoods; "gaussian": learned per-pixel variance (VAE only); "mse": unit variance.
+    recon_loss: str = option("auto", "reconstruction likelihood; auto = gaussian for frey, cbernoulli (continuous "
+                                     "Bernoulli, a density on [0, 1]) for other VAE data, mse for the SAE; bce = "
+                                     "Bernoulli (a density for binary pixels)", choices=RECON_LOSSES)
+    learning_rate: float = option(1e-3, "Adam learning rate")
+    batch_size: int = option(128, "GLOBAL batch size, split across replicas")
+    epochs: int = option(20, "number of epochs")
+    seed: int = option(0, "random seed (initialisation, shuffling, noise)")
+    lr_schedule: str = option("constant", "learning-rate schedule: constant, or cosine decay to 0 over the epochs",
+                              choices=LR_SCHEDULES)
+    warmup_epochs: int = option(0, "linear learning-rate warm-up from 0 over this many first epochs; 0 = none")
+    weight_decay: float = option(0.0, "decoupled (AdamW) weight decay; 0 = plain Adam")
+    # The dropout mask comes from the input pipeline's per-example noise, rescaled by 1 / (1 - p).
+    input_dropout: float = option(0.0, "SAE: denoising: fraction of input pixels zeroed in training, in [0, 1)")
+    # K > 1: the importance-weighted bound of Burda et al.
+    iw_train_samples: int = option(1, "VAE: importance samples K in the training objective (1 = ELBO, >1 = IWAE "
+                                      "bound)")
+    # k = the number of classes.
+    cluster_epochs: int = option(0, "SAE: epochs of IDEC clustering fine-tuning of the encoder before k-means; "
+                                    "0 = off")
+    # Per example, against a reconstruction summed over pixels: IDEC's gamma=0.1 on a per-pixel mean is
+    # about 0.1 * pixels here.
+    cluster_weight: float = option(50.0, "SAE: gamma, weight of the IDEC clustering loss")
+    # Label-free augmentation of the training inputs.
+    augment_shift: float = option(0.0, "augment training inputs with random shifts of up to this fraction of the "
+                                       "image's height and width (0.1 = 2.8 px on 28x28); 0 = off")
+    augment_rotate: float = option(0.0, "augment training inputs with random rotations of up to this many degrees; "
+                                        "0 = off")
+    # Relative to the batch's code spread: invariance of the code that collapse cannot fake.
+    consistency_weight: float = option(0.0, "SAE with augmentation: weight of the distance between two "
+                                            "augmentations' codes; 0 = off")
+    # Cosine similarity of batch-centred codes / contrast_temperature, against the global batch's: codes
+    # invariant to augmentation that still tell images apart.
+    contrast_weight: float = option(0.0, "SAE with augmentation: weight of the InfoNCE term telling each image's "
+                                         "other augmentation apart from the batch's; 0 = off")
+    contrast_temperature: float = option(0.5, "SAE: temperature of that InfoNCE term's cosine similarities")
+    # The encoder's proposal q(z|x), as published VAE results use.
+    iw_samples: int = option(1000, "importance samples K for the VAE's validation and test log-likelihood (IWAE "
+                                   "estimate with the encoder's proposal)")
+    # Closes the amortisation gap; any proposal gives a lower bound of log p(x).
+    iw_refine_steps: int = option(0, "VAE: also report test_log_likelihood_refined, each test image's proposal "
+                                     "q(z|x) refined by this many Adam steps first (0 = off)")
+    traversal_steps: int = option(9, "points along each latent axis in traversal images")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -197,9 +186,6 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
         return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
