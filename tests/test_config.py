@@ -27,14 +27,14 @@ TUNING_FLAGS = {
     '--sparsity-target', '--sparsity-weight', '--storage-path', '--tracking-uri', '--traversal-steps',
     '--verbose', '--warmup-epochs', '--weight-decay', '--workers-per-trial',
 }
-# The flat config (checkpoints' state.json, sweep states, Ray Train's loop config), in this order.
-CONFIG_KEYS = [
+# The flat config's keys (checkpoints' state.json, sweep states, Ray Train's loop config).
+CONFIG_KEYS = {
     'model', 'dataset', 'data_dir', 'latent_dim', 'hidden', 'activation', 'kl_weight', 'sparsity_weight',
     'sparsity_target', 'recon_loss', 'learning_rate', 'batch_size', 'epochs', 'seed', 'lr_schedule',
     'warmup_epochs', 'weight_decay', 'input_dropout', 'iw_train_samples', 'cluster_epochs', 'cluster_weight',
     'augment_shift', 'augment_rotate', 'consistency_weight', 'contrast_weight', 'contrast_temperature',
     'iw_samples', 'iw_refine_steps', 'traversal_steps',
-]
+}
 # Params a run logs: what applies to its model and options, as MLflow shows them.
 SAE_PARAMS = {
     'model': 'sae', 'dataset': 'digits', 'latent_dim': '8', 'hidden': '256,128', 'activation': 'relu',
@@ -83,6 +83,32 @@ def test_logged_param_names_and_values():
 def test_flat_config_round_trips(name):
     config = preset(name) if name else TrainConfig()
     flat = config.to_dict()
-    assert list(flat) == CONFIG_KEYS
+    assert set(flat) == CONFIG_KEYS
     assert TrainConfig.from_dict(flat) == config
     assert flat == {k: getattr(config, k) if k != "hidden" else list(config.hidden) for k in CONFIG_KEYS}
+
+
+def test_parts_and_flat_names_agree():
+    from training.config import SAEConfig, VAEConfig
+
+    sae = TrainConfig(model="sae", latent_dim=3, sparsity_weight=0.5, epochs=4)
+    assert sae.network == SAEConfig(latent_dim=3, sparsity_weight=0.5) and sae.optimiser.epochs == 4
+    assert (sae.latent_dim, sae.sparsity_weight, sae.epochs) == (3, 0.5, 4)
+    assert sae.kl_weight == VAEConfig().kl_weight  # the other model's field does not apply: its default
+    assert TrainConfig(model="sae", network=SAEConfig(latent_dim=3, sparsity_weight=0.5)).replace(epochs=4) == sae
+    assert sae.replace(model="vae").network == VAEConfig(latent_dim=3)
+    assert TrainConfig(model="vae", sparsity_weight=0.5) == TrainConfig(model="vae")  # given, checked, ignored
+
+
+def test_models_saved_before_their_config_was_a_part_still_load():
+    """Keras configs of models saved before: the VAE wrote its likelihood as `likelihood`."""
+    from training.models import VAE, SparseAutoencoder
+
+    vae = VAE.from_config({"name": "vae", "image_shape": [3, 3], "latent_dim": 2, "hidden": [4],
+                           "activation": "relu", "likelihood": "bce", "kl_weight": 2.0, "iw_train_samples": 3})
+    assert (vae.likelihood, vae.kl_weight, vae.noise_dim, vae.image_shape) == ("bce", 2.0, 6, (3, 3))
+    sae = SparseAutoencoder.from_config({
+        "name": "sae", "image_shape": [3, 3], "latent_dim": 2, "hidden": [4], "activation": "relu",
+        "recon_loss": "mse", "sparsity_weight": 0.1, "sparsity_target": 0.05, "input_dropout": 0.2,
+        "consistency_weight": 0.0, "contrast_weight": 0.0, "contrast_temperature": 0.5})
+    assert sae.config.input_dropout == 0.2 and sae.noise_dim == 9

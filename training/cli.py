@@ -7,9 +7,8 @@ them in lockstep.
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
 
-from training.config import ConfigError, TrainConfig, parse_hidden
+from training.config import ConfigError, TrainConfig, config_fields, parse_hidden
 
 class OneLineErrors(argparse.ArgumentParser):
     """A bad flag gets one line naming it and the fix, not the whole usage (dozens of flags)."""
@@ -40,7 +39,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
     caller's own defaults for some fields (what it passes to config_from_args as `base`), shown in --help."""
     shown_defaults = TrainConfig().to_dict() | (defaults or {})
     group = parser.add_argument_group("training configuration")
-    for f in fields(TrainConfig):
+    for f in config_fields():
         if f.name in skip:
             continue
         default = shown_defaults[f.name]
@@ -67,7 +66,7 @@ def config_from_args(args: argparse.Namespace, base: dict | None = None) -> Trai
     from training.presets import preset_values
 
     values = dict(base or {}) | preset_values(getattr(args, "preset", None))
-    for f in fields(TrainConfig):
+    for f in config_fields():
         v = getattr(args, f.name, None)
         if v is not None:
             values[f.name] = v
