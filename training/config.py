@@ -246,14 +246,6 @@ class EvaluationConfig(Part):
             raise bad("traversal_steps", self.traversal_steps, "must be >= 2")
 
 
-# The parts of a TrainConfig, in the order their fields are listed (flags, to_dict); "network" is the
-# model's part, of the type NETWORKS[model].
-PARTS: dict[str, tuple[type[Part], ...]] = {
-    "data": (DataConfig,), "network": tuple(NETWORKS.values()), "optimiser": (OptimiserConfig,),
-    "clustering": (ClusteringConfig,), "evaluation": (EvaluationConfig,),
-}
-
-
 @dataclass(frozen=True, init=False)
 class TrainConfig:
     """Everything that determines one training run: the model's kind, its parts and the seed. Build it from
@@ -269,7 +261,7 @@ class TrainConfig:
     evaluation: EvaluationConfig = EvaluationConfig()
     seed: int = option(0, "random seed (initialisation, shuffling, noise)")
 
-    def __init__(self, model: str = "vae", seed: int = 0, **values: Any) -> None:
+    def __init__(self, model: str = "vae", *, seed: int = 0, **values: Any) -> None:
         if model not in MODELS:
             raise bad("model", model, f"choose one of {', '.join(MODELS)}")
         network_type = NETWORKS[model]
@@ -354,6 +346,13 @@ def refuse_other_model(model: str, given: Mapping[str, Any]) -> None:
         f = FLAT[name][1]
         if value != f.default and "only" in f.metadata:
             raise bad(name, value, f.metadata["only"])
+
+
+# The parts of a TrainConfig and their types, in the order their fields are listed (flags, to_dict); the
+# "network" part is the model's, of the type NETWORKS[model].
+PARTS: dict[str, tuple[type[Part], ...]] = {
+    f.name: tuple(NETWORKS.values()) if f.name == "network" else (type(f.default),)
+    for f in fields(TrainConfig) if isinstance(f.default, Part)}
 
 
 def _flat_fields() -> dict[str, tuple[str | None, dataclasses.Field]]:
