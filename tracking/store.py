@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from tracking.secrets import safe_uri, without_credentials
 from tracking.unclosed import close_remembered
+from training.data import dataset_label
 from training.errors import UserError
 
 ENV_URI = "MLFLOW_TRACKING_URI"
@@ -127,6 +128,3 @@ def default_experiment(model: str, dataset: str) -> str:
     return f"aesweep-{model}-{dataset_label(dataset)}"
 
 
-def dataset_label(dataset: str) -> str:
-    """'npz:/data/faces.npz' -> 'faces'; other names as they are."""
-    return Path(dataset[4:]).stem if dataset.startswith("npz:") else dataset

@@ -12,16 +12,14 @@ for a trial the scheduler stopped.
 from __future__ import annotations
 
 import math
-from dataclasses import fields
-
 import numpy as np
 
 from tracking.report_figures import fmt, log_x
-from training.config import TrainConfig
+from training.config import config_fields
 from tuning.space import NOT_SEARCHABLE
 
 LOG_SCALE = ("learning_rate", "sparsity_weight", "weight_decay")
-HYPERPARAMETERS = {f.name for f in fields(TrainConfig)} - set(NOT_SEARCHABLE)
+HYPERPARAMETERS = {f.name for f in config_fields()} - set(NOT_SEARCHABLE)
 PANEL_BUDGET_PX = 2400  # widest top_traversals.png before panels wrap onto another row (3 digit traversals)
 
 
