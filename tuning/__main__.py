@@ -14,6 +14,7 @@ import time
 from tracking.flags import add_tracking_arguments
 from training.cli import OneLineErrors, add_config_arguments, add_preset_argument, config_from_args, optional
 from training.errors import UserError
+from training.metrics import CLUSTERING_SWEEP_METRIC, SWEEP_METRIC
 
 # The sweep's own defaults, below any preset and flag: without a recipe, a sweep is the showcase (`make
 # sweep`: the VAE on the bundled digits, about 1300 training images), which must train each trial long
@@ -33,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random sampling, or Optuna's TPE (Bayesian) through Ray's OptunaSearch")
     s.add_argument("--scheduler", choices=("asha", "fifo"), default="asha",
                    help="ASHA early stopping, or run every trial to the end")
-    s.add_argument("--metric", default=None, help="validation metric to optimise (default: val_elbo for the VAE, "
-                                                  "val_loss for the SAE, val_cluster_acc with --cluster-epochs)")
+    s.add_argument("--metric", default=None, help=f"validation metric to optimise (default: "
+                                                  f"{SWEEP_METRIC['vae']} for the VAE, {SWEEP_METRIC['sae']} for the "
+                                                  f"SAE, {CLUSTERING_SWEEP_METRIC} with --cluster-epochs)")
     s.add_argument("--mode", choices=("min", "max"), default=None, help="minimise or maximise --metric")
     s.add_argument("--space", default=None, metavar="YAML",
                    help="search-space overrides, e.g. 'latent_dim: {choice: [4, 8]}' (see tuning/space.py)")
