@@ -102,9 +102,7 @@ def refine_proposal(model, x: np.ndarray, steps: int, seed: int, samples: int = 
     encoder's amortisation gap), and an importance-weighted estimate stays a stochastic lower bound
     of log p(x) whatever the proposal. Noise comes from its own stream, apart from the estimate's.
     """
-    from training.distribute import tf
-
-    import keras
+    from training.backend import keras, tf
 
     rng = np.random.default_rng([seed, REFINE_NOISE_STREAM])
     means, log_vars = [], []
