@@ -45,6 +45,8 @@ class TrainResult:
     config: TrainConfig
     distribution: dict = field(default_factory=dict)
     cluster_history: list[dict] = field(default_factory=list)  # per-epoch logs of IDEC fine-tuning
+    # Per epoch of this process: seconds in training steps and in all (validation, checkpoint, callbacks too).
+    timings: list[dict] = field(default_factory=list)
 
     @property
     def diverged(self) -> bool:
@@ -155,6 +157,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
     train_step = make_train_step(model, optimizer, strategy, g)
     status = "finished"
     epoch = start_epoch
+    timings: list[dict] = []
 
     # 4. epochs
     for epoch in range(start_epoch + 1, config.epochs + 1):
@@ -162,7 +165,9 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
         batches = epoch_batches(data.x_train, model.noise_dim, g, config.seed, epoch, config.augment_shift,
                                 config.augment_rotate, clean_targets=model.reconstructs_clean,
                                 second_view=config.uses_second_view)
+        t_steps = time.perf_counter()
         logs = run_epoch(strategy, train_step, batches)
+        step_seconds = time.perf_counter() - t_steps
         logs["loss"] = logs["loss"] + logs.pop("penalty")
         logs.update(evaluate.validation_metrics(model, data.x_val, config.seed, data.y_val, data.num_classes))
         if not all(math.isfinite(v) for v in logs.values()):
@@ -174,6 +179,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
         if write_dir:
             ckpt.save(write_dir, model, optimizer, epoch, history, config.to_dict())
         fire("on_epoch_end", epoch, logs)
+        timings.append({"steps": step_seconds, "epoch": time.time() - t0})
         if context.stop_training:
             status = f"stopped at epoch {epoch}"
             break
@@ -192,7 +198,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
                          dataset=data, config=config,
                          distribution={"strategy": distribution.name, "replicas": distribution.num_replicas,
                                        "workers": distribution.num_workers},
-                         cluster_history=cluster_history)
+                         cluster_history=cluster_history, timings=timings)
     fire("on_train_end", result)
     return result
 
