@@ -1,7 +1,7 @@
 """Choosing the tf.distribute strategy: the one place that knows about devices and workers.
 
     MultiWorkerMirroredStrategy  when TF_CONFIG names more than one worker (Ray Train sets it)
-    MirroredStrategy             when more than one GPU is visible (or devices are given)
+    MirroredStrategy             when more than one GPU is visible
     default strategy             otherwise
 """
 from __future__ import annotations
@@ -10,9 +10,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from training import import_tensorflow
-
-tf = import_tensorflow()
+from training.backend import tf
 
 
 def _tf_config_workers() -> int:
@@ -42,15 +40,13 @@ class Distribution:
     is_chief: bool
 
 
-def select_strategy(devices: list[str] | None = None) -> Distribution:
+def select_strategy() -> Distribution:
     """Pick the strategy once, from TF_CONFIG and the visible devices."""
     workers = _tf_config_workers()
     if workers > 1:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         return describe(strategy)
     enable_gpu_memory_growth()
-    if devices:
-        return describe(tf.distribute.MirroredStrategy(devices))
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return describe(tf.distribute.MirroredStrategy())
     return describe(tf.distribute.get_strategy())
