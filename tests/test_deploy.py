@@ -510,3 +510,39 @@ def test_cluster_up_runs_a_sweep_through_address_then_down_leaves_nothing(tmp_pa
     assert not group_processes(saved["ray_pgid"]) and not psutil.pid_exists(saved["tracking_pid"]) or \
         psutil.Process(saved["tracking_pid"]).status() == psutil.STATUS_ZOMBIE
     assert not Path(saved["ray_temp_dir"]).exists()
+
+
+# ------------------------------------------------------------------ GPU readiness
+
+def gpu_check(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=900, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+def test_gpu_check_on_a_cpu_only_machine_says_so_and_exits_0():
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU: `python -m benchmarks.gpu_check` measures it")
+    run = gpu_check()
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "no GPU visible to TensorFlow" in run.stdout and "samples/s" not in run.stdout
+
+
+@pytest.mark.slow  # float16 on a CPU: a minute or more on 2 busy cores
+def test_gpu_check_trains_under_mirrored_strategy_with_mixed_precision_and_reports_throughput():
+    """The GPU path (MirroredStrategy, mixed_float16, loss scaling) run over the CPU: what a GPU machine runs."""
+    run = gpu_check("--cpu", "--steps", "2", "--batch-size", "16")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    line = next(ln for ln in run.stdout.splitlines() if "samples/s" in ln)
+    assert line.startswith("MirroredStrategy over /cpu:0") and "mixed_float16" in line
+    assert float(re.search(r": (\d+) samples/s", line).group(1)) > 0
+
+
+def test_a_bad_gpu_memory_limit_is_one_line(monkeypatch):
+    from training.distribute import enable_gpu_memory_growth
+    from training.errors import UserError
+
+    monkeypatch.setenv("AESWEEP_GPU_MEMORY_MB", "half")
+    with pytest.raises(UserError, match="AESWEEP_GPU_MEMORY_MB='half': give a whole number of MiB"):
+        enable_gpu_memory_growth()

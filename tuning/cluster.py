@@ -131,8 +131,8 @@ def up(args) -> int:
         rc = head.wait(timeout=300)
     if rc != 0:
         stop_group(state["ray_pgid"])
-        shutil.rmtree(temp_dir, ignore_errors=True)
-        print(f"error: `ray start --head` failed ({rc}); see {ray_log}", file=sys.stderr)
+        print(f"error: `ray start --head` failed ({rc}); see {ray_log} and Ray's logs in {temp_dir}/session_latest/logs",
+              file=sys.stderr)
         return 1
     state_file.write_text(json.dumps(state))  # from here on, `down` can undo what was started
 
