@@ -14,7 +14,7 @@ LOCK_FLAGS = --python-platform x86_64-manylinux_2_28 --generate-hashes --quiet -
 
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 
-.PHONY: venv lock test test-slow sweep ui train train-frey train-mnist-test cluster-up cluster-down lint-deploy clean
+.PHONY: venv lock test test-slow sweep ui train train-frey train-mnist-test cluster-up cluster-down clean
 
 venv: $(VENV)/.installed
 
@@ -39,8 +39,7 @@ endif
 	touch $@
 
 # Re-resolve the lock from pyproject.toml (needs uv: `pip install uv`; pins kept unless `make lock UPGRADE=1`),
-# for every supported Python, and the GPU
-# image's lock (deploy/Dockerfile.gpu).
+# for every supported Python, and the GPU image's lock (deploy/Dockerfile.gpu).
 lock:
 	@test -n "$(UV)" || { echo "error: make lock needs uv on PATH (pip install uv)" >&2; exit 2; }
 	for v in $(LOCK_PYTHONS); do \

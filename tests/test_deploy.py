@@ -127,10 +127,10 @@ def test_the_venv_runs_what_the_lock_says():
 
 
 def test_make_venv_installs_from_the_lock_with_hashes():
-    plan = subprocess.run(["make", "-n", "-B", "venv", "PYTHON=python3.11", "UV=uv"], cwd=ROOT,
+    plan = subprocess.run(["make", "-n", "-B", "venv", "LOCK=requirements/py3.11.txt", "UV=uv"], cwd=ROOT,
                           capture_output=True, text=True, check=True).stdout
     assert "pip sync" in plan and "--require-hashes requirements/py3.11.txt" in plan, plan
-    plan = subprocess.run(["make", "-n", "-B", "venv", "PYTHON=python3.11", "UV="], cwd=ROOT,
+    plan = subprocess.run(["make", "-n", "-B", "venv", "LOCK=requirements/py3.11.txt", "UV="], cwd=ROOT,
                           capture_output=True, text=True, check=True).stdout
     assert "pip install -q --require-hashes --no-deps -r requirements/py3.11.txt" in plan, plan
 
@@ -288,7 +288,9 @@ def test_the_rayjob_entrypoint_is_a_valid_sweep_to_the_tracking_server_on_shared
     argv = shlex.split(job["spec"]["entrypoint"])
     assert argv[:3] == ["python", "-m", "tuning"]
     args = build_parser().parse_args(argv[3:])  # every flag exists (argparse exits on an unknown one)
-    assert args.tracking_uri == "$MLFLOW_TRACKING_URI"  # quoted: the head's shell expands it
+    # KubeRay's submitter pod runs `ray job submit -- ENTRYPOINT` through bash: single quotes keep its shell from
+    # expanding the variable, so the head's shell does, where the ConfigMap set it.
+    assert args.tracking_uri == "$MLFLOW_TRACKING_URI" and "'$MLFLOW_TRACKING_URI'" in job["spec"]["entrypoint"]
     # ...which every Ray pod gets from the tracking server's ConfigMap, with a login from a Secret.
     config = next(d for d in docs["tracking-server.yaml"] if d["kind"] == "ConfigMap")
     for template in pod_templates(job):
