@@ -388,6 +388,7 @@ def postgres(tmp: Path):
 
 
 @pytest.mark.slow  # PostgreSQL's first migration of MLflow's schema: minutes on 2 busy cores
+@pytest.mark.timeout(1200)
 def test_the_tracking_server_command_of_the_manifest_logs_a_run_over_postgresql(tmp_path):
     """The Deployment's command as written, with the Kubernetes bits swapped for this machine: the Service
     names for 127.0.0.1, the pod's 0.0.0.0 for loopback, the S3 bucket for a folder (no MinIO here)."""
@@ -465,7 +466,8 @@ def test_cluster_down_without_a_cluster_says_so(tmp_path):
     assert run.returncode == 0 and "no local cluster is up" in run.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # 2-3 min; 10 under a load average of 25
+@pytest.mark.timeout(1800)
 def test_cluster_up_runs_a_sweep_through_address_then_down_leaves_nothing(tmp_path):
     """`make cluster-up`'s command, a tiny sweep with the --address and --tracking-uri it prints, then down."""
     import psutil
@@ -532,6 +534,7 @@ def test_gpu_check_on_a_cpu_only_machine_says_so_and_exits_0():
 
 
 @pytest.mark.slow  # float16 on a CPU: a minute or more on 2 busy cores
+@pytest.mark.timeout(1200)
 def test_gpu_check_trains_under_mirrored_strategy_with_mixed_precision_and_reports_throughput():
     """The GPU path (MirroredStrategy, mixed_float16, loss scaling) run over the CPU: what a GPU machine runs."""
     run = gpu_check("--cpu", "--steps", "2", "--batch-size", "16")
