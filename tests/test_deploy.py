@@ -489,7 +489,8 @@ def test_cluster_up_runs_a_sweep_through_address_then_down_leaves_nothing(tmp_pa
     saved = json.loads((state / "state.json").read_text()) if (state / "state.json").is_file() else {}
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        address = re.search(r"RAY_ADDRESS=(\S+)", up.stdout).group(1)
+        exports = dict(kv.split("=", 1) for kv in re.search(r"^export (.+)$", up.stdout, re.M).group(1).split())
+        address = exports["RAY_ADDRESS"]
         uri = re.search(r"--tracking-uri (\S+)", up.stdout).group(1)
         assert address == f"127.0.0.1:{ports[0]}" and uri == f"http://127.0.0.1:{ports[2]}"
         # Again while up: one line, nothing started twice.
@@ -498,7 +499,7 @@ def test_cluster_up_runs_a_sweep_through_address_then_down_leaves_nothing(tmp_pa
         assert again.returncode == 2 and "already up" in again.stderr
         sweep = subprocess.run([sys.executable, "-m", "tuning", *TINY, "--address", address, "--tracking-uri", uri,
                                 "--storage-path", str(tmp_path / "results"), "--num-samples", "2", "--max-epochs", "2",
-                                "--no-system-metrics"], cwd=tmp_path, env=env | {"RAY_AUTH_MODE": "token"},
+                                "--no-system-metrics"], cwd=tmp_path, env=env | exports,  # as printed
                                capture_output=True, text=True, timeout=600)
         assert sweep.returncode == 0, sweep.stdout[-3000:] + sweep.stderr[-3000:]
         client = MlflowClient(uri)

@@ -6,8 +6,8 @@ server beside it, for trying `--address` sweeps before a real cluster. Thin: it 
     python -m tuning.cluster down   # = make cluster-down; stops both (only what `up` started)
 
 The head is a single-node cluster (Ray's RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 mode: its address stays
-127.0.0.1 and no other node can join; `ray start` otherwise swaps in the machine's address). Ray's own gRPC
-servers still listen on every interface (README, "What survives what"): the token guards them. The token is
+127.0.0.1, its GCS listens on loopback only, and no other node can join; `ray start` otherwise swaps in the
+machine's address); drivers set the same variable (the printed `export` line has it). The token is
 RAY_AUTH_TOKEN when set, else ~/.ray/auth_token (made, readable by you only, when missing).
 """
 from __future__ import annotations
@@ -30,6 +30,10 @@ import psutil
 
 STATE_DIR = Path(os.environ.get("AESWEEP_CLUSTER_DIR", Path.home() / ".cache" / "aesweep" / "cluster"))
 RAY = str(Path(sys.executable).parent / "ray")
+# Ray's switch for a single-machine cluster: set to 0, `ray start` keeps 127.0.0.1 as the node's address (the
+# GCS then listens on loopback only) and a driver keeps 127.0.0.1 in --address instead of swapping in this
+# machine's address, where nothing listens: the driver needs it too.
+LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def free_port() -> int:
@@ -44,7 +48,7 @@ def port_taken(port: int) -> bool:
 
 
 def ray_env() -> dict:
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    env = {**os.environ, "RAY_AUTH_MODE": "token", LOOPBACK_ONLY: "0"}
     env.pop("RAY_ADDRESS", None)
     return env
 
@@ -150,7 +154,7 @@ def up(args) -> int:
     token_hint = "" if token_from == "RAY_AUTH_TOKEN" else f" (the token: {token_from})"
     print(f"Ray head on {state['address']} with token authentication{token_hint}; "
           f"tracking server on {state['tracking_uri']} over {store}\n"
-          f"export RAY_AUTH_MODE=token RAY_ADDRESS={state['address']}\n"
+          f"export RAY_AUTH_MODE=token {LOOPBACK_ONLY}=0 RAY_ADDRESS={state['address']}\n"
           f".venv/bin/python -m tuning --address {state['address']} --tracking-uri {state['tracking_uri']} "
           f"--storage-path {args.state_dir / 'ray_results'} ...\n"
           f"stop both: make cluster-down (python -m tuning.cluster down)")
