@@ -51,8 +51,9 @@ def process(cmd: list[str], health_url: str, timeout: float = 120, env: dict | N
 
 
 @contextlib.contextmanager
-def mlflow_server(tmp_path):
-    port = free_port()
+def mlflow_server(tmp_path, port: int | None = None):
+    """A server over tmp_path's store; the same port again restarts "the same" server."""
+    port = port or free_port()
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
            "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
            "--workers", "1"]

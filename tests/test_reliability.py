@@ -1,11 +1,15 @@
 """Bad trials, bad input and planted secrets, against a real local Ray and a real SQLite MLflow store."""
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -15,7 +19,30 @@ from tests.test_tuning import children, env_for, sweep_cli, the_parent
 SECRET = f"planted-{uuid.uuid4().hex}"  # made at run time: no file of the project holds it
 
 
-def test_diverging_trial_fails_alone_and_secrets_stay_out_of_ray_logs(tmp_path):
+def listening_while_running(proc: subprocess.Popen, timeout: float) -> set[tuple[str, int, str]]:
+    """(address, port, process name) of every socket that proc or a descendant listened on until it ended."""
+    seen: set[tuple[str, int, str]] = set()
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the sweep did not finish in time")
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(proc.pid)
+            for p in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    seen |= {(c.laddr.ip, c.laddr.port, p.name()) for c in p.net_connections(kind="inet")
+                             if c.status == psutil.CONN_LISTEN}
+        time.sleep(0.5)
+    return seen
+
+
+def loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    return address.is_loopback or bool(getattr(address, "ipv4_mapped", None) and address.ipv4_mapped.is_loopback)
+
+
+def test_diverging_trial_fails_alone_ray_listens_on_loopback_and_secrets_stay_out_of_ray_logs(tmp_path):
     """learning rate 10 diverges: that trial is FAILED with one line, the healthy one wins, the sweep exits 0;
     a cloud key in the driver's environment reaches neither the store nor Ray's session logs nor the output."""
     space = tmp_path / "space.yaml"
@@ -24,14 +51,21 @@ def test_diverging_trial_fails_alone_and_secrets_stay_out_of_ray_logs(tmp_path):
 
     ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # Ray's socket paths must stay under 107 bytes
 
-    out = subprocess.run(
-        [sys.executable, "-m", "tuning", "--model", "vae", "--dataset", "digits", "--hidden", "32",
-         "--batch-size", "64", "--iw-samples", "20", "--storage-path", str(tmp_path / "ray"), "--space", str(space),
-         "--num-samples", "1", "--max-epochs", "6", "--scheduler", "fifo", "--name", "diverge"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-        env=env_for(f"sqlite:///{tmp_path}/mlflow.db") | {"AWS_SECRET_ACCESS_KEY": SECRET, "RAY_TMPDIR": str(ray_tmp),
-                                                          "HOME": str(tmp_path)})
+    with open(tmp_path / "out.txt", "w+") as stdout, open(tmp_path / "err.txt", "w+") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tuning", "--model", "vae", "--dataset", "digits", "--hidden", "32",
+             "--batch-size", "64", "--iw-samples", "20", "--storage-path", str(tmp_path / "ray"), "--space",
+             str(space), "--num-samples", "1", "--max-epochs", "6", "--scheduler", "fifo", "--name", "diverge"],
+            cwd=tmp_path, stdout=stdout, stderr=stderr, text=True,
+            env=env_for(f"sqlite:///{tmp_path}/mlflow.db") | {"AWS_SECRET_ACCESS_KEY": SECRET,
+                                                              "RAY_TMPDIR": str(ray_tmp), "HOME": str(tmp_path)})
+        sockets = listening_while_running(proc, timeout=600)
+        out = subprocess.CompletedProcess(proc.args, proc.returncode, (tmp_path / "out.txt").read_text(),
+                                          (tmp_path / "err.txt").read_text())
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    # Every port of the sweep's own Ray (GCS, raylet, workers, agents) listens on loopback only.
+    assert {"gcs_server", "raylet"} <= {name for _, _, name in sockets}, sockets
+    assert all(loopback(ip) for ip, _, _ in sockets), sorted(s for s in sockets if not loopback(s[0]))
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     parent = the_parent(client)
     kids = {float(k.data.params["learning_rate"]): k for k in children(client, parent.info.run_id)}
@@ -90,7 +124,8 @@ def test_yaml_numbers_in_a_space_are_numbers(tmp_path):
 
 
 def test_tracking_server_gone_stops_training_in_one_line(tmp_path):
-    """The server dies mid-training: the training stops within the bounded retries, with one line, no traceback."""
+    """The server dies mid-training: the training stops within the bounded retries, with one line, no traceback;
+    the run it could not close is closed (FAILED, with the reason) by the next command against the server."""
     import os
     import signal
     import time
@@ -98,7 +133,8 @@ def test_tracking_server_gone_stops_training_in_one_line(tmp_path):
     from tests.mlflow_helpers import mlflow_server
 
     with mlflow_server(tmp_path) as url:
-        env = env_for(url) | {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "3"}
+        env = env_for(url) | {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "3",
+                              "XDG_STATE_HOME": str(tmp_path / "state")}
         proc = subprocess.Popen([sys.executable, "-m", "training", "--dataset", "digits", "--hidden", "16",
                                  "--epochs", "100000", "--no-system-metrics", "--checkpoint-dir", str(tmp_path / "ck")],
                                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -123,6 +159,16 @@ def test_tracking_server_gone_stops_training_in_one_line(tmp_path):
     assert "Traceback" not in err and lines[-1].startswith("error: the tracking store") and "--checkpoint-dir" in lines[-1]
     assert time.time() - t0 < 120  # bounded retries (1 here), not MLflow's minutes
     assert (tmp_path / "ck").is_dir()
+    store = MlflowClient(f"sqlite:///{tmp_path}/server.db")
+    [run] = store.search_runs([e.experiment_id for e in store.search_experiments()])
+    assert run.info.status == "RUNNING"  # the server could not be told
+    with mlflow_server(tmp_path, port=int(url.rsplit(":", 1)[1])):  # the server is back
+        out = subprocess.run([sys.executable, "-m", "tracking", "best", "--tracking-uri", url], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert f"closed run {run.info.run_id}" in out.stdout
+        closed = client.get_run(run.info.run_id)
+    assert closed.info.status == "FAILED" and "stopped answering" in closed.data.tags["failure_reason"]
 
 
 def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path):
