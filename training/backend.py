@@ -18,6 +18,11 @@ def _import_quietly():
     if not verbose:  # TensorFlow reads these when it is first imported
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    # Several trials may share a GPU (fractional --gpus-per-trial): TensorFlow would take all its memory
+    # ("all CUDA-capable devices are busy", ray#10677); it grows as needed instead, read when it first
+    # touches a GPU. AESWEEP_GPU_MEMORY_MB=N caps each process instead (training.distribute).
+    if "AESWEEP_GPU_MEMORY_MB" not in os.environ:
+        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     if "tensorflow" in sys.modules or verbose:
         keras_module = importlib.import_module("keras")
         return importlib.import_module("tensorflow"), keras_module

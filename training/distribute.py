@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 from training.backend import tf
+from training.errors import UserError
 
 
 def _tf_config_workers() -> int:
@@ -23,11 +24,19 @@ def _tf_config_workers() -> int:
 
 
 def enable_gpu_memory_growth() -> None:
-    """Let fractional-GPU trials share a device: allocate memory as needed, not all at once."""
+    """Let fractional-GPU trials share a device (Ray's --gpus-per-trial 0.5 puts two processes on one GPU):
+    each allocates memory as it needs it, not all at once, which would leave the second process "all
+    CUDA-capable devices are busy" (ray#10677). AESWEEP_GPU_MEMORY_MB=N caps each process at N MiB instead."""
+    limit = os.environ.get("AESWEEP_GPU_MEMORY_MB")
+    if limit is not None and not limit.isdigit():
+        raise UserError(f"AESWEEP_GPU_MEMORY_MB={limit!r}: give a whole number of MiB")
     for gpu in tf.config.list_physical_devices("GPU"):
         try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialised
+            if limit:
+                tf.config.set_logical_device_configuration(gpu, [tf.config.LogicalDeviceConfiguration(int(limit))])
+            else:
+                tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised: TF_FORCE_GPU_ALLOW_GROWTH (set at import) applied growth
             pass
 
 
