@@ -165,10 +165,12 @@ def run_trial(sampled: dict, setup: TrialSetup) -> None:
     import ray
     from ray import tune
 
+    from tuning import timing
     from tuning.space import trial_config
 
     context = tune.get_context()
     trial_id, trial_name = context.get_trial_id(), context.get_trial_name()
+    timing.start(trial_id)
     run_id = child_run_id(setup, trial_id, trial_name, sampled, ray.get_runtime_context().get_node_id())
     if (result := finished_result(setup, run_id)) is not None:
         tune.report(result)
@@ -182,6 +184,7 @@ def run_trial(sampled: dict, setup: TrialSetup) -> None:
 
         MlflowClient(setup.tracking_uri).set_tag(run_id, "failure_reason", redact(f"{type(e).__name__}: {e}")[:4000])
         raise
+    timing.mark("config", run_id=run_id, config=config.to_dict())
     if setup.workers_per_trial > 1:
         from tuning.multiworker import run_multiworker
 
@@ -196,6 +199,7 @@ def run_trial(sampled: dict, setup: TrialSetup) -> None:
         train_in_process(config, setup, run_id, checkpoint_dir, tune.report)
     finally:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        timing.mark("end")
 
 
 def train_in_process(config: TrainConfig, setup: TrialSetup, run_id: str, checkpoint_dir: Path, report) -> None:
@@ -205,13 +209,18 @@ def train_in_process(config: TrainConfig, setup: TrialSetup, run_id: str, checkp
 
     from ray import tune
 
+    from tuning import timing
+
+    timing.mark("imports")
     data = load_data_locked(config)
+    timing.mark("data")
     reporter = TuneReporter(report, tune.Checkpoint)
     with tracked_run(config, data, tracking_uri=setup.tracking_uri, run_id=run_id, param_keys=setup.swept,
                      headline=setup.metric or None,
                      system_metrics=setup.system_metrics, image_every=setup.image_every, quiet=True) as tracked:
-        result = train(config, callbacks=[tracked.callback, reporter], checkpoint_dir=str(checkpoint_dir),
-                       dataset=data)
+        timing.mark("run_started")
+        result = train(config, callbacks=timing.around([tracked.callback, reporter]),
+                       checkpoint_dir=str(checkpoint_dir), dataset=data)
     if result.diverged:
         # The run is already FAILED with the reason; Tune gets one last result with the worst value of its
         # metric (a result without the metric would abort the whole sweep), and the sweep goes on.
