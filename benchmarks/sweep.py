@@ -126,10 +126,10 @@ def run_sweep(params: dict, work: Path, name: str) -> dict:
     cmd = sweep_command(params)
     run = run_timed(cmd, venv_env({"AESWEEP_TIMING": str(timing), "MLFLOW_TRACKING_URI": uri}),
                     work / f"{name}-sweep.log")
-    events = read_events(timing)
-    return run | {"command": "mlflow run . --env-manager local --experiment-name " + EXPERIMENT +
-                  "".join(f" -P {k}={v}" for k, v in params.items()),
-                  "events": events, "model_starts": model_log_starts(uri)}
+    run |= {"command": "mlflow run . --env-manager local --experiment-name " + EXPERIMENT +
+            "".join(f" -P {k}={v}" for k, v in params.items()), "model_starts": model_log_starts(uri)}
+    (work / f"{name}-sweep-run.json").write_text(json.dumps(run))  # for --reanalyze
+    return run | {"events": read_events(timing)}
 
 
 def run_plain(configs: list[dict], work: Path, name: str) -> dict:
@@ -138,8 +138,9 @@ def run_plain(configs: list[dict], work: Path, name: str) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.sweep", "--plain", str(spec)]
     run = run_timed(cmd, venv_env({"AESWEEP_TIMING": str(timing), "PYTHONPATH": str(ROOT)}),
                     work / f"{name}-plain.log")
-    return run | {"command": f"python -m benchmarks.sweep --plain CONFIGS ({len(configs)} trainings)",
-                  "events": read_events(timing), "model_starts": {}}
+    run |= {"command": f"python -m benchmarks.sweep --plain CONFIGS ({len(configs)} trainings)", "model_starts": {}}
+    (work / f"{name}-plain-run.json").write_text(json.dumps(run))
+    return run | {"events": read_events(timing)}
 
 
 def plain_worker(spec: Path) -> None:
@@ -415,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=None, help="the sweeps' seed (default: a fresh one, as make sweep)")
     p.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     p.add_argument("--keep", type=Path, default=None, help="keep the runs' logs, timings and stores here")
+    p.add_argument("--reanalyze", type=Path, default=None, metavar="DIR",
+                   help="print the tables again from the runs kept in DIR (--keep), without running anything")
     p.add_argument("--plain", type=Path, default=None, help=argparse.SUPPRESS)  # (a)'s own process
     args = p.parse_args(argv)
     if args.plain:
@@ -425,6 +428,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# Sweep overhead: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine()}")
     print(f"command: python -m benchmarks.sweep {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
     figures = {}
+    if args.reanalyze:
+        for name in ("short", "long"):
+            if (args.reanalyze / f"{name}-sweep-run.json").is_file():
+                d = args.reanalyze
+                runs = [json.loads((d / f"{name}-{side}-run.json").read_text())
+                        | {"events": read_events(d / f"{name}-{side}.jsonl")} for side in ("sweep", "plain")]
+                report(figures, name, runs[0], runs[1], args.quick)
+        write_json(args.json, figures)
+        return 0
     try:
         for name, params in settings(args).items():
             if name == "long" and args.long_epochs is None:
@@ -435,20 +447,28 @@ def main(argv: list[str] | None = None) -> int:
             sweep_run = run_sweep(params, work, name)
             configs = trained_configs(sweep_run["events"])
             plain_run = run_plain(configs, work, name)
-            sweep, plain = analyze(sweep_run, CONCURRENCY), analyze(plain_run, 1)
-            figures[name] = {"plain": plain, "sweep": sweep, "verdicts": verdicts(name, sweep, args.quick)}
-            print()
-            print(table(name, plain, sweep))
-            print()
-            for v in figures[name]["verdicts"]:
-                print(f"- {v}")
+            report(figures, name, sweep_run, plain_run, args.quick)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
-    if args.json:
-        args.json.write_text(json.dumps({"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                         "machine": machine(), "settings": figures}, indent=1))
+    write_json(args.json, figures)
     return 0
+
+
+def report(figures: dict, name: str, sweep_run: dict, plain_run: dict, quick: bool) -> None:
+    sweep, plain = analyze(sweep_run, CONCURRENCY), analyze(plain_run, 1)
+    figures[name] = {"plain": plain, "sweep": sweep, "verdicts": verdicts(name, sweep, quick)}
+    print()
+    print(table(name, plain, sweep))
+    print()
+    for v in figures[name]["verdicts"]:
+        print(f"- {v}")
+
+
+def write_json(path: Path | None, figures: dict) -> None:
+    if path:
+        path.write_text(json.dumps({"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                    "machine": machine(), "settings": figures}, indent=1))
 
 
 if __name__ == "__main__":
