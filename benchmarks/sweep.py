@@ -7,7 +7,8 @@
 For each setting, (b) runs the sweep as `make sweep` does (`mlflow run . --env-manager local`, the
 MLproject's `main`: Ray Tune, a trial per Ray slot, MLflow logging; 2 slots on 2 cores), its trials
 writing phase timestamps (tuning/timing.py) to a file; then (a) runs the very trainings the sweep ran
-(each trial's config and epochs as trained) back to back in one plain Python process, no Ray, no MLflow.
+(each trial's config and epochs as trained, with a final evaluation where the trial had one: not for
+trials ASHA stopped) back to back in one plain Python process, no Ray, no MLflow.
 Settings: `short` is `make sweep` itself (8 trials of up to 20 epochs in batches of 32, ASHA); `long`
 runs 4 trials of about 30 s each (`--long-epochs`, FIFO: every trial to the end).
 
@@ -41,6 +42,7 @@ LONG_TRIALS, LONG_SECONDS = 4, 30.0
 LONG_EPOCHS = 80  # the long trials' epochs when no short sweep ran before to time a steady epoch
 QUICK = {"num_samples": 2, "max_epochs": 2}
 EXPERIMENT = "aesweep-vae-digits"
+EVALUATE = "_evaluate"  # a plain training's final evaluation: only where the sweep's trial had one
 TARGETS = {"overhead_s": 3.0, "efficiency": {"short": 0.5, "long": 0.8}, "make_sweep_s": 60.0}
 
 # The rows of the per-trial overhead breakdown (seconds per trial, mean over the trials).
@@ -58,6 +60,15 @@ PHASES = [
     ("model", "model logging"),
     ("run_end", "final report and run end"),
     ("other", "other (gaps between the marks)"),
+]
+
+
+# The rows of the start-up (seconds from the command's launch to the first trial's start), from the driver's marks.
+STARTUP = [
+    ("driver:start", "until the sweep driver runs (`mlflow run`, the driver's imports)"),
+    ("driver:ray", "MLflow store and Ray start"),
+    ("driver:fit", "parent run, Tune set-up"),
+    ("first_trial", "the first trial's process start"),
 ]
 
 
@@ -158,11 +169,12 @@ def plain_worker(spec: Path) -> None:
     for i, c in enumerate(json.loads(spec.read_text())):
         keras.backend.clear_session()
         timing.start(f"plain-{i}")
+        evaluate = c.pop(EVALUATE, True)
         config = TrainConfig.from_dict(c)
         timing.mark("config", config=c)
         data = load_dataset(config.dataset, config.data_dir)
         timing.mark("data")
-        train(config, callbacks=timing.around([]), dataset=data)
+        train(config, callbacks=timing.around([]), dataset=data, evaluate_at_end=evaluate)
         timing.mark("end")
 
 
@@ -189,14 +201,16 @@ def model_log_starts(uri: str) -> dict[str, float]:
 
 
 def trained_configs(events: list[dict]) -> list[dict]:
-    """Each sweep trial's config with the epochs it trained (ASHA may stop a trial early), in start order."""
+    """Each sweep trial's config with the epochs it trained (ASHA may stop a trial early), in start order, and
+    whether it was evaluated at the end (a stopped trial is not)."""
     configs, epochs = {}, {}
     for e in events:
         if e["event"] == "config":
             configs[e["trial"]] = e["config"]
         elif e["event"] == "pre:epoch":
             epochs[e["trial"]] = max(epochs.get(e["trial"], 0), e["epoch"])
-    return [configs[t] | {"epochs": epochs[t]} for t in configs if epochs.get(t)]
+    return [configs[t] | {"epochs": epochs[t], EVALUATE: epochs[t] == configs[t]["epochs"]}
+            for t in configs if epochs.get(t)]
 
 
 # --- analysis ----------------------------------------------------------------------------------------
@@ -300,6 +314,12 @@ def analyze(run: dict, concurrency: int) -> dict:
         raise SystemExit("error: no trial wrote timing marks (is tuning/timing.py wired into the trial?)")
     n = len(rows)
     gaps, first_start = slot_gaps(rows, concurrency)
+    driver = {e["event"]: e["t"] for e in run["events"] if e["event"].startswith("driver:")}
+    startup, previous = {}, run["launch"]
+    for key, _ in STARTUP:
+        t = first_start if key == "first_trial" else driver.get(key)
+        startup[key] = t - previous if t is not None else None
+        previous = t if t is not None else previous
     process = [e["t"] for e in run["events"] if e["event"] == "process"]
     imports = [e["t"] for e in run["events"] if e["event"] == "imports" and not e["trial"]]
     if process and imports:  # the plain process: its start and imports come once, before the first trial
@@ -314,7 +334,7 @@ def analyze(run: dict, concurrency: int) -> dict:
             "wall_s": wall, "concurrency": concurrency, "step_s": step, "steady_step_s": steady,
             "efficiency": step / (wall * concurrency), "steady_efficiency": steady / (wall * concurrency),
             "first_result_s": min(results) - run["launch"] if results else None,
-            "startup_s": first_start - run["launch"] if first_start else None,
+            "startup_s": first_start - run["launch"] if first_start else None, "startup": startup,
             "overhead_s": sum(phases.values()), "amortised_overhead_s": (wall * concurrency - step) / n,
             "phases": phases, "tracing_s": statistics.fmean(r["tracing_s"] for r in rows),
             "trial_step_s": statistics.fmean(r["step_s"] for r in rows),
@@ -353,8 +373,11 @@ def table(setting: str, plain: dict, sweep: dict) -> str:
              row("efficiency, steady-state epochs only (first epoch of each trial left out)", "steady_efficiency", 2),
              row("time to the first reported result (s)", "first_result_s"),
              row("start-up until the first trial starts (s)", "startup_s"),
-             row("**per-trial overhead** (s, mean; the rows below)", "overhead_s"),
              ]
+    for key, label in STARTUP:
+        lines.append(f"| &nbsp;&nbsp;{label} | {fmt(plain.get('startup', {}).get(key), 2)} | "
+                     f"{fmt(sweep.get('startup', {}).get(key), 2)} |")
+    lines.append(row("**per-trial overhead** (s, mean; the rows below)", "overhead_s"))
     for key, label in PHASES:
         lines.append(f"| &nbsp;&nbsp;{label} | {fmt(plain['phases'][key], 2)} | {fmt(sweep['phases'][key], 2)} |")
     lines += [row("(wall x concurrency - sum of epochs) / trials (s)", "amortised_overhead_s"),

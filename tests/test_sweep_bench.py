@@ -54,13 +54,16 @@ def test_analysis_adds_up(monkeypatch):
     end_a = a[-1]["t"]
     c, mc = trial_marks("c", end_a + 1.5, [1.0] * 12, "rc")
     launch, exit_ = 90.0, c[-1]["t"] + 4.0
-    run = {"events": a + b + c, "launch": launch, "exit": exit_, "wall_s": exit_ - launch, "command": "x",
+    driver = [{"event": e, "t": t, "pid": 2, "trial": ""} for e, t in
+              (("driver:start", 92.0), ("driver:ray", 95.0), ("driver:fit", 97.0))]
+    run = {"events": driver + a + b + c, "launch": launch, "exit": exit_, "wall_s": exit_ - launch, "command": "x",
            "load": {"mean": 1.0, "max": 2.0}, "model_starts": {"ra": ma, "rb": mb, "rc": mc}}
     r = analyze(run, 2)
     step = 12 * (2.0 + 3.0 + 1.0)
     assert r["trials"] == 3 and r["epochs"] == 36
     assert math.isclose(r["step_s"], step)
     assert math.isclose(r["efficiency"], step / (2 * (exit_ - launch)))
+    assert r["startup"] == {"driver:start": 2.0, "driver:ray": 3.0, "driver:fit": 2.0, "first_trial": 3.0}
     assert math.isclose(r["startup_s"], 10.0) and math.isclose(r["first_result_s"], 10.0 + 4.25 + 2.4)
     p = r["phases"]
     assert math.isclose(p["process"], 1.5 / 3)  # one wait between trials on a slot, per trial
