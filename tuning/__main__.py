@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--register-as", default=None, metavar="NAME",
                    help="registered model name for the best trial (default: <model>-<dataset>)")
     t.add_argument("--image-every", type=int, default=None, metavar="N",
-                   help="log images every N epochs, and at the end (at most 10 image steps per trial)")
+                   help="log images every N epochs, and at the end (default: a quarter of the epochs, where ASHA "
+                        "may stop a trial; at most 10 image steps per trial)")
     t.add_argument("--no-system-metrics", action="store_true", help="do not sample CPU / memory / GPU use")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow and Ray worker logs")
     add_preset_argument(p)

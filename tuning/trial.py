@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -83,6 +84,15 @@ def quiet_worker(verbose: bool) -> None:
     if verbose:
         os.environ["AESWEEP_VERBOSE"] = "1"
     os.environ.pop("MLFLOW_RUN_ID", None)  # never resume the driver's (or `mlflow run`'s) run in a worker
+
+
+def fresh_process_state() -> None:
+    """What a trial may find of the one before it in a reused process (tuning.sweep.reuse_processes), undone:
+    Keras's session (graphs, layer names, the last model and optimizer) cleared. The seeds are the trial's own
+    (training.train sets them from its config); MLflow's active run is per thread, and each trial has its own."""
+    keras = sys.modules.get("keras")
+    if keras is not None:  # not imported yet: a fresh process
+        keras.backend.clear_session()
 
 
 def load_data_locked(config: TrainConfig):
@@ -162,6 +172,7 @@ def restore_checkpoint(target: Path) -> int | None:
 def run_trial(sampled: dict, setup: TrialSetup) -> None:
     """Ray Tune function trainable (see tuning.sweep). Heavy imports happen here, in the worker."""
     quiet_worker(setup.verbose)
+    fresh_process_state()
     import ray
     from ray import tune
 
