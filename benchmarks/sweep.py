@@ -130,15 +130,17 @@ def run_timed(cmd: list[str], env: dict, log: Path) -> dict:
 def run_sweep(params: dict, work: Path, name: str) -> dict:
     timing, db = work / f"{name}-sweep.jsonl", work / f"{name}-mlflow.db"
     uri = f"sqlite:///{db}"
-    from mlflow.tracking import MlflowClient
+    from tracking.store import prepare
+    from tracking.sweep_runs import model_log_starts
 
     # The experiment made beforehand, its artifacts beside the store (not in the project folder).
-    MlflowClient(uri).create_experiment(EXPERIMENT, artifact_location=(work / f"{name}-artifacts").as_uri())
+    prepare(uri, EXPERIMENT, artifact_location=(work / f"{name}-artifacts").as_uri())
     cmd = sweep_command(params)
     run = run_timed(cmd, venv_env({"AESWEEP_TIMING": str(timing), "MLFLOW_TRACKING_URI": uri}),
                     work / f"{name}-sweep.log")
     run |= {"command": "mlflow run . --env-manager local --experiment-name " + EXPERIMENT +
-            "".join(f" -P {k}={v}" for k, v in params.items()), "model_starts": model_log_starts(uri)}
+            "".join(f" -P {k}={v}" for k, v in params.items()),
+            "model_starts": model_log_starts(uri, EXPERIMENT)}
     (work / f"{name}-sweep-run.json").write_text(json.dumps(run))  # for --reanalyze
     return run | {"events": read_events(timing)}
 
@@ -182,22 +184,6 @@ def read_events(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def model_log_starts(uri: str) -> dict[str, float]:
-    """When each child run began logging its models: its first logged model's creation time (MLflow's record)."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
-        return {}
-    starts: dict[str, float] = {}
-    for m in client.search_logged_models(experiment_ids=[experiment.experiment_id]):
-        if m.source_run_id:
-            t = m.creation_timestamp / 1000
-            starts[m.source_run_id] = min(t, starts.get(m.source_run_id, t))
-    return starts
 
 
 def trained_configs(events: list[dict]) -> list[dict]:

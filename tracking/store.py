@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from tracking.secrets import safe_uri, without_credentials
 from tracking.unclosed import close_remembered
+from training.data import dataset_label
 from training.errors import UserError
 
 ENV_URI = "MLFLOW_TRACKING_URI"
@@ -23,10 +24,9 @@ class TrackingError(UserError, RuntimeError):
     """The tracking store cannot be used; the message says why and what to do."""
 
 
-def default_uri(project_dir: str | os.PathLike | None = None) -> str:
-    """MLflow's embedded SQLite store, as an ABSOLUTE URI: Ray trials change directory."""
-    base = Path(project_dir or os.getcwd()).resolve()
-    return f"sqlite:///{base / 'mlflow.db'}"
+def default_uri() -> str:
+    """MLflow's embedded SQLite store in the current directory, as an ABSOLUTE URI: Ray trials change directory."""
+    return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
 
 
 def resolve_uri(uri: str | None = None) -> str:
@@ -69,8 +69,10 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
                         f"({python_command('tracking server')}) or pass another --tracking-uri")
 
 
-def prepare(uri: str | None = None, experiment: str | None = None) -> tuple[str, str | None]:
-    """Resolve the URI, create the store and experiment once (before any worker touches them).
+def prepare(uri: str | None = None, experiment: str | None = None,
+            artifact_location: str | None = None) -> tuple[str, str | None]:
+    """Resolve the URI, create the store and experiment once (before any worker touches them); a new
+    experiment keeps its artifacts at `artifact_location` when given (MLflow's default otherwise).
 
     Returns (uri, experiment_id). Sets MLflow's process-wide tracking URI and the env var, so
     subprocesses and Ray workers started afterwards use the same absolute URI.
@@ -107,7 +109,8 @@ def prepare(uri: str | None = None, experiment: str | None = None) -> tuple[str,
             found = client.get_experiment_by_name(experiment)
             if found is not None and found.lifecycle_stage == "deleted":
                 client.restore_experiment(found.experiment_id)
-            experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+            experiment_id = found.experiment_id if found else client.create_experiment(
+                experiment, artifact_location=artifact_location)
     return uri, experiment_id
 
 
@@ -128,6 +131,3 @@ def default_experiment(model: str, dataset: str) -> str:
     return f"aesweep-{model}-{dataset_label(dataset)}"
 
 
-def dataset_label(dataset: str) -> str:
-    """'npz:/data/faces.npz' -> 'faces'; other names as they are."""
-    return Path(dataset[4:]).stem if dataset.startswith("npz:") else dataset
