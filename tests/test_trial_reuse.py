@@ -35,3 +35,24 @@ def test_trials_reuse_processes_and_train_as_fresh_ones(tmp_path, monkeypatch):
     assert len(first) == 2
     for e in reused:  # the same config and seed: the same training, in a used process as in a fresh one
         assert histories[e["trial"]] == pytest.approx(first, rel=1e-5), histories
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 5, 10, 17, 20, 60])
+def test_a_trial_asha_stops_still_ends_with_its_images(epochs):
+    """Images come every quarter of a trial's epochs (not every second epoch), and at every ASHA rung, where a
+    trial may stop; single-worker trials reuse their processes, multi-worker ones (coordinators) do not."""
+    from dataclasses import replace
+
+    from tracking.callback import image_schedule
+    from tuning.__main__ import build_parser, sweep_from_args
+    from tuning.sweep import image_cadence, reuse_processes, scheduler
+
+    sweep = sweep_from_args(build_parser().parse_args(["--max-epochs", str(epochs)]))
+    asha = scheduler(sweep)
+    rungs = [t for bracket in asha._brackets for t, _ in bracket._rungs if t < epochs]  # the scheduler's own
+    logged = image_schedule(epochs, image_cadence(sweep))
+    assert set(rungs) <= set(logged) and logged[-1] == epochs
+    assert len(logged) <= 5 or epochs < 4  # about four image steps, not ten
+    assert reuse_processes(sweep) and not reuse_processes(replace(sweep, workers_per_trial=2))
+    given = sweep_from_args(build_parser().parse_args(["--max-epochs", str(epochs), "--image-every", "1"]))
+    assert image_cadence(given) == 1
