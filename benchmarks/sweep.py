@@ -1,6 +1,6 @@
 """Sweep overhead: the same trainings back to back in one plain process, and as a Ray Tune sweep.
 
-    python -m benchmarks.sweep                  # both settings, about 10 minutes on 2 busy cores
+    python -m benchmarks.sweep                  # both settings: 11 min on the 2 cores at load 13-22, 27 at 41
     python -m benchmarks.sweep --only short     # the `make sweep` settings only
     python -m benchmarks.sweep --quick          # 2 trials of 2 epochs: checks the pipeline, not the speed
 
