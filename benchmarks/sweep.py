@@ -142,7 +142,17 @@ def run_sweep(params: dict, work: Path, name: str) -> dict:
             "".join(f" -P {k}={v}" for k, v in params.items()),
             "model_starts": model_log_starts(uri, EXPERIMENT)}
     (work / f"{name}-sweep-run.json").write_text(json.dumps(run))  # for --reanalyze
+    remove_sweep_state(work / f"{name}-sweep.log")
     return run | {"events": read_events(timing)}
+
+
+def remove_sweep_state(log: Path) -> None:
+    """Tune's state of the sweep just measured (under the project's ray_results/, where `mlflow run` puts it): gone."""
+    import re
+
+    found = re.search(r"\[aesweep\] sweep (\S+): parent MLflow run", log.read_text())
+    if found and (state := ROOT / "ray_results" / found.group(1)).is_dir():
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def run_plain(configs: list[dict], work: Path, name: str) -> dict:
