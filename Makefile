@@ -8,7 +8,15 @@ DATA_DIR ?= ../shared/data
 # refreshes them). `uv` installs it when on PATH, else pip (--require-hashes either way).
 PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 LOCK ?= requirements/py$(PYVER).txt
-UV ?= $(shell command -v uv 2>/dev/null)
+# uv when on PATH; else one bootstrapped from PyPI into ~/.cache/aesweep (about 10 s, once per machine),
+# since pip takes about 6 times as long over the lock (BENCHMARKS.md); pip if that fails too.
+UV_VERSION := 0.13.9
+UV_HOME := $(HOME)/.cache/aesweep/uv-$(UV_VERSION)
+ifndef UV
+UV := $(or $(shell command -v uv 2>/dev/null),$(shell test -x $(UV_HOME)/bin/uv && echo $(UV_HOME)/bin/uv),$(shell \
+	$(PYTHON) -m venv $(UV_HOME) >/dev/null 2>&1 && $(UV_HOME)/bin/pip install -q uv==$(UV_VERSION) >/dev/null 2>&1 \
+	&& echo $(UV_HOME)/bin/uv))
+endif
 LOCK_PYTHONS := 3.11 3.12
 LOCK_FLAGS = --python-platform x86_64-manylinux_2_28 --generate-hashes --quiet --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
 
