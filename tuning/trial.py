@@ -40,6 +40,8 @@ class TrialSetup:
     verbose: bool = False
     metric: str = ""  # the sweep's metric and mode: a diverged trial reports the worst value of it
     mode: str = "max"
+    pbt_keys: tuple[str, ...] = ()  # under --scheduler pbt: the values PBT changes as trials train (tuning/pbt.py)
+    pbt_interval: int = 1
 
 
 class TuneReporter(Callback):
@@ -167,6 +169,9 @@ def run_trial(sampled: dict, setup: TrialSetup) -> None:
 
     from tuning.space import trial_config
 
+    from tuning.repeats import seeded
+
+    sampled = seeded(sampled, setup.base.seed)  # --repeats: the repeat index becomes the trial's seed
     context = tune.get_context()
     trial_id, trial_name = context.get_trial_id(), context.get_trial_name()
     run_id = child_run_id(setup, trial_id, trial_name, sampled, ray.get_runtime_context().get_node_id())
@@ -192,6 +197,10 @@ def run_trial(sampled: dict, setup: TrialSetup) -> None:
         from mlflow.tracking import MlflowClient
 
         MlflowClient(setup.tracking_uri).set_tag(run_id, "resumed_from_epoch", str(epoch))
+    if setup.pbt_keys:
+        from tuning.pbt import on_start
+
+        on_start(setup, sampled, trial_id, run_id, checkpoint_dir, epoch)  # records an exploit
     try:
         train_in_process(config, setup, run_id, checkpoint_dir, tune.report)
     finally:
@@ -207,7 +216,13 @@ def train_in_process(config: TrainConfig, setup: TrialSetup, run_id: str, checkp
 
     data = load_data_locked(config)
     reporter = TuneReporter(report, tune.Checkpoint)
-    with tracked_run(config, data, tracking_uri=setup.tracking_uri, run_id=run_id, param_keys=setup.swept,
+    if setup.pbt_keys:
+        from tuning.pbt import reporter as pbt_reporter
+
+        reporter = pbt_reporter(report, tune.Checkpoint, setup.pbt_interval)
+    # Under PBT a trial's values change (its child run's params are its first ones; tuning/pbt.py records the rest).
+    with tracked_run(config, data, tracking_uri=setup.tracking_uri, run_id=run_id,
+                     param_keys=() if setup.pbt_keys else setup.swept,
                      headline=setup.metric or None,
                      system_metrics=setup.system_metrics, image_every=setup.image_every, quiet=True) as tracked:
         result = train(config, callbacks=[tracked.callback, reporter], checkpoint_dir=str(checkpoint_dir),
