@@ -122,3 +122,16 @@ def test_sweep_with_repeats_ranks_configurations_and_registers_the_best_seed(tmp
     assert float(version.tags["config_val_elbo_sd"]) == pytest.approx(sd, rel=1e-5)
     assert version.tags["config_seeds"] == "2" and "±" in version.tags["config_val_elbo"]
     assert "configurations by mean val_elbo over seeds" in out.stdout and "± " in out.stdout
+
+
+def test_sweep_extensions_leave_mlflow_to_tracking():
+    """Repeats, warm starts and PBT talk to MLflow only through tracking/ (tracking/sweep_history.py)."""
+    import ast
+
+    from tests.conftest import ROOT
+
+    for name in ("repeats", "warm_start", "pbt"):
+        tree = ast.parse((ROOT / "tuning" / f"{name}.py").read_text())
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | \
+            {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not {m for m in imported if m.split(".")[0] == "mlflow"}, name

@@ -57,7 +57,7 @@ def find_sweeps(client: MlflowClient, name: str) -> tuple[list, str]:
     ids = [e.experiment_id for e in experiments]
     quoted = name.replace("'", "\\'")
     if ids:
-        runs = client.search_runs(ids, filter_string=f"tags.sweep = 'true' and tags.`mlflow.runName` = '{quoted}'")
+        runs = client.search_runs(ids, filter_string=f"tags.sweep = 'true' and attributes.run_name = '{quoted}'")
         if runs:
             return runs, f"sweep {name}"
     experiment = client.get_experiment_by_name(name)

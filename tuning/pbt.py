@@ -62,13 +62,24 @@ def scheduler(sweep):
 
     from tuning.space import to_tune
 
+    class UntilTheLastEpoch(PopulationBasedTraining):
+        """Never exploits on a trial's final report: its training is over (it would only take another's
+        values and checkpoint and end there)."""
+
+        def on_trial_result(self, tune_controller, trial, result):
+            if result.get("final"):
+                return self.CONTINUE
+            return super().on_trial_result(tune_controller, trial, result)
+
     keys = mutable_keys(sweep.space, sweep.base.model)
     domains = to_tune({k: sweep.space[k] for k in keys})
     mutations = {k: (sweep.space[k]["choice"] if "choice" in sweep.space[k] else domains[k]) for k in keys}
-    return PopulationBasedTraining(time_attr="epoch", perturbation_interval=interval(sweep.base.epochs,
-                                                                                     sweep.perturbation_interval),
-                                   hyperparam_mutations=mutations, quantile_fraction=0.25,
-                                   resample_probability=0.25)
+    # Synchronous: the population meets at each perturbation epoch (a trial that arrives first waits, paused at
+    # its checkpoint), so a recipient takes its donor's weights of the same epoch, and a trial that started
+    # late (busy machine) is still compared with the others.
+    return UntilTheLastEpoch(time_attr="epoch", synch=True,
+                             perturbation_interval=interval(sweep.base.epochs, sweep.perturbation_interval),
+                             hyperparam_mutations=mutations, quantile_fraction=0.25, resample_probability=0.25)
 
 
 # ------------------------------------------------------------------ in the trial
