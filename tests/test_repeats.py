@@ -81,7 +81,7 @@ def test_repeats_below_one_is_one_line(tmp_path):
 
 
 def test_sweep_with_repeats_ranks_configurations_and_registers_the_best_seed(tmp_path):
-    out = sweep_cli(tmp_path, "--num-samples", "2", "--repeats", "2", "--max-epochs", "2", "--scheduler", "fifo",
+    out = sweep_cli(tmp_path, "--num-samples", "2", "--repeats", "2", "--max-epochs", "1", "--scheduler", "fifo",
                     "--hidden", "16", "--seed", "5", "--name", "rep", "--register-as", "rep-vae",
                     "--no-system-metrics")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
