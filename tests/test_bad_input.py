@@ -65,6 +65,8 @@ def test_bad_input_row(folder, cmd, message, monkeypatch, capsys):
     assert argv[:2] == ["python", "-m"]
     if argv[2] == "training":
         from training.__main__ import main
+    elif argv[2] == "tracking":
+        from tracking.__main__ import main
     else:
         from tuning.__main__ import main
     try:

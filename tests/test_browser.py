@@ -133,6 +133,12 @@ def test_ui_shows_the_sweep(tmp_path, browser):
     assert (title == METRIC or title.endswith(f"/{METRIC}")) and curves >= 1, \
         f"the chart view's first card is {title!r} ({curves} curves), not the {METRIC} curve; see {shots}/charts.png"
 
+    # (e) the sweep's own report (tracking/sweep_report.py), offline: every section with its figures
+    from tests.test_sweep_report import check_report_page
+
+    (report,) = (tmp_path / "ray").glob("*/report/index.html")
+    check_report_page(browser, report, shots / "sweep_report.png")
+
 
 def open_runs(page, url: str, parent_name: str):
     """The experiment's runs with the parent expanded (the UI remembers the expansion); the run-name links."""

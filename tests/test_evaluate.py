@@ -165,7 +165,7 @@ def test_headline_is_the_amortised_estimate_and_validation_has_its_own():
 
     rng = np.random.default_rng(4)
     x = rng.uniform(size=(3, 12, 3, 3)).astype(np.float32)
-    data = Dataset("tiny", x[0], x[1], x[2], None, None, None, "digest", "bernoulli")
+    data = Dataset("tiny", x[0], x[1], x[2], None, None, None, "digest")
     config = TrainConfig(model="vae", latent_dim=2, hidden=(8,), iw_samples=20, iw_refine_steps=30)
     model = build_model(config, (3, 3))
     m = evaluate(model, data, config)

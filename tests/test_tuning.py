@@ -153,8 +153,9 @@ def test_sweep_parent_and_children(mlflow_run_sweep):
     best = parent.data.tags["best_run_id"]
     assert any(k.info.run_id == best and k.info.status == "FINISHED" for k in kids)
     names = {a.path for a in client.list_artifacts(parent.info.run_id)} | \
-        {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
-    assert {"trials.json", "trials.csv", "figures/hyperparameters.png", "figures/top_traversals.png"} <= names
+        {a.path for d in ("figures", "report") for a in client.list_artifacts(parent.info.run_id, d)}
+    assert {"trials.json", "trials.csv", "figures/hyperparameters.png", "figures/top_traversals.png",
+            "report/index.html"} <= names  # (the report: tests/test_sweep_report.py)
 
 
 def test_children_hold_only_their_swept_values_and_readable_names(mlflow_run_sweep):

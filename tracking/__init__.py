@@ -2,11 +2,13 @@
 
 Everything that imports mlflow lives here. Training calls in through callbacks
 (`tracking.callback.MlflowCallback`); the `training` CLI finds it as a plug-in
-(`tracking.plugin`); tuning uses `tracking.session` for its parent and child runs.
+(`tracking.plugin`); tuning uses `tracking.sweep_runs` for a sweep's parent and child runs
+and `tracking.session` for each trial's training.
 
     python -m tracking ui            the MLflow UI over the project's store, on 127.0.0.1
     python -m tracking server ...    a shared tracking server for a cluster
     python -m tracking best          the best runs of an experiment, with model URIs
+    python -m tracking report        a sweep's HTML report (history, importance, slices, top trials)
 """
 import logging as _logging
 import os as _os

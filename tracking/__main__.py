@@ -4,6 +4,7 @@
     python -m tracking server --backend-store-uri URI --artifacts-destination DIR [--host H] [--port P]
                               [--allowed-hosts H1,H2] [--app-name basic-auth]
     python -m tracking best [--experiment NAME] [--metric M] [--top 5]
+    python -m tracking report [--sweep NAME | --run-id PARENT] [--out DIR]   a sweep's HTML report
 
 `ui` and `server` run `mlflow server` in its own process group; SIGTERM or Ctrl-C stops all of it.
 """
@@ -52,6 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("--metric", default=None, help="rank by this validation metric (default: the registry's, "
                                                      "per model kind; test metrics are refused)")
     best.add_argument("--top", type=int, default=5)
+    rep = sub.add_parser("report", help="a sweep's report: one HTML page (history, importance, slices, top "
+                                        "trials), written locally and logged to the parent as report/index.html")
+    which = rep.add_mutually_exclusive_group()
+    which.add_argument("--sweep", default=None, metavar="NAME", help="the sweep's name (its parent run's name; "
+                                                                     "default: the newest sweep)")
+    which.add_argument("--run-id", default=None, metavar="PARENT", help="the sweep's parent run id")
+    rep.add_argument("--tracking-uri", default=None)
+    rep.add_argument("--out", default=None, metavar="DIR", help="where to write index.html and its PNGs "
+                                                                "(default: ./reports/<sweep name>)")
+    rep.add_argument("--ui-url", default=None, help="the MLflow UI the page links to (default: the tracking "
+                                                    "server, or http://127.0.0.1:5000 as `tracking ui` serves)")
+    rep.add_argument("--no-log", action="store_true", help="write the page locally only")
     return p
 
 
@@ -85,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
               + ("\n[aesweep] the UI opens in GenAI mode: click \"Model training\" for the sweeps"
                  if args.command == "ui" else ""), flush=True)
         return server.run(cmd, jobs=args.jobs)
+    if args.command == "report":
+        from tracking import sweep_report
+
+        return sweep_report.main(args)
     try:
         from tracking.report import print_best
 

@@ -8,6 +8,7 @@ import warnings
 import mlflow
 import numpy as np
 
+from tracking.termination import check_terminated
 from training.callbacks import Callback
 from training.config import applicable_params
 
@@ -31,7 +32,7 @@ class MlflowCallback(Callback):
     """Params, tags and lineage at the start; metrics and images by epoch; final metrics, figures
     and the model at the end. Image logging failures only warn: they never stop training."""
 
-    def __init__(self, image_every: int | None = None, log_model: bool = True, dataset_inputs: bool = True,
+    def __init__(self, image_every: int | None = None, log_model: bool = True,
                  param_keys: tuple[str, ...] | None = None, headline: str | None = None):
         """param_keys: the config fields this run records (a sweep's trial: its swept ones; the sweep's
         constants are on its parent); None: every field that applies to the model.
@@ -41,7 +42,6 @@ class MlflowCallback(Callback):
         self.image_every = image_every
         self.param_keys = param_keys
         self.log_model = log_model
-        self.dataset_inputs = dataset_inputs
         self.model_uris: dict[str, str] = {}
         self.result = None
         self.logged_through = 0  # epochs this run already holds (a retried trial may replay one)
@@ -60,7 +60,7 @@ class MlflowCallback(Callback):
         mlflow.set_tags({"model_kind": c.model, "dataset": c.dataset, "dataset_digest": d.digest,
                          "strategy": context.strategy_name, "replicas": context.num_replicas,
                          "workers": context.num_workers, "recon_likelihood": c.resolved_recon_loss()})
-        if self.dataset_inputs and context.start_epoch == 0:
+        if context.start_epoch == 0:
             try:
                 ds = mlflow.data.from_numpy(d.x_train.reshape(len(d.x_train), -1), targets=d.y_train,
                                             name=c.dataset, digest=d.digest[:32])
@@ -69,8 +69,6 @@ class MlflowCallback(Callback):
                 warnings.warn(f"could not log dataset lineage: {e}")
 
     def on_epoch_end(self, epoch, logs, context):
-        from tracking.session import check_terminated
-
         if epoch > self.logged_through:  # else logged before the process that made the last checkpoint died
             mlflow.log_metrics({k: float(v) for k, v in logs.items() if k != "seconds"} |
                                {"epoch_seconds": float(logs.get("seconds", 0.0))} |

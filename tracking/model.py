@@ -17,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 TRAINING_DIR = HERE.parent / "training"
 
 
-def signature(image_shape, latent_dim: int | None = None, with_params: bool = False) -> ModelSignature:
+def signature(image_shape, with_params: bool = False) -> ModelSignature:
     """The Keras flavor's signature: images (N, H, W) to reconstructions (N, H, W).
 
     `with_params`: the serving pyfunc's, which declares only its `output` parameter. It takes images

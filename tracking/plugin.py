@@ -5,29 +5,22 @@ import argparse
 import contextlib
 from pathlib import Path
 
+from tracking.flags import add_tracking_arguments
 from tracking.registry import DEFAULT_METRIC
 from tracking.store import dataset_label
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("tracking (MLflow)")
+    g = add_tracking_arguments(parser, register_as="register under NAME (implies --register)")
     g.add_argument("--no-tracking", action="store_true", help="do not log this training to MLflow")
-    g.add_argument("--tracking-uri", default=None,
-                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)")
-    g.add_argument("--experiment", default=None, help="experiment name (default: aesweep-<model>-<dataset>)")
     g.add_argument("--run-name", default=None, help="MLflow run name (default: <model>-<dataset>)")
     g.add_argument("--register", action="store_true",
                    help="register the model as <model>-<dataset>; the alias 'champion' moves only on improvement")
-    g.add_argument("--register-as", default=None, metavar="NAME", help="register under NAME (implies --register)")
     g.add_argument("--registry-metric", default=None, metavar="METRIC",
                    help="final validation metric deciding the champion (default: " + ", ".join(
                        f"{m} for the {model.upper()} on {'labelled' if lab else 'unlabelled'} data"
                        for (model, lab), (m, _) in DEFAULT_METRIC.items()) + "); test metrics are refused: "
                         "they are reported, never compared to choose")
-    g.add_argument("--image-every", type=int, default=None, metavar="N",
-                   help="log images every N epochs, and at the end (at most 10 image steps per run: "
-                        "longer runs log less often)")
-    g.add_argument("--no-system-metrics", action="store_true", help="do not sample CPU / memory / GPU use")
 
 
 RUN_ID_FILE = "mlflow_run_id"  # beside a checkpoint: the run that a resumed training continues

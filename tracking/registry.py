@@ -13,16 +13,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from training.errors import UserError
-from training.metrics import is_test_metric
+from training.metrics import REGISTRY_METRIC, is_test_metric, registry_metric
 
 CHAMPION = "champion"
 LIKELIHOOD_TAG = "recon_likelihood"  # set on every training run by tracking.callback
 # Which final validation metric decides, and which direction is better, by (model, labelled data):
-# the VAE by its importance-weighted log-likelihood of the validation images (the test headline's
-# estimator), the SAE by k-means accuracy on the validation codes when labels exist, else by
-# reconstruction of the validation images.
-DEFAULT_METRIC = {("vae", True): ("val_log_likelihood", "max"), ("vae", False): ("val_log_likelihood", "max"),
-                  ("sae", True): ("val_cluster_acc", "max"), ("sae", False): ("val_recon_mse", "min")}
+# training.metrics.REGISTRY_METRIC's, with their directions.
+DEFAULT_METRIC = {key: registry_metric(*key) for key in REGISTRY_METRIC}
 
 
 class SelectionError(UserError, ValueError):
@@ -30,7 +27,7 @@ class SelectionError(UserError, ValueError):
 
 
 def default_metric(model: str, labelled: bool) -> tuple[str, str]:
-    return DEFAULT_METRIC[(model, bool(labelled))]
+    return registry_metric(model, labelled)
 
 
 def check_selection_metric(metric: str, flag: str = "--registry-metric") -> str:

@@ -27,11 +27,11 @@ def best_runs(uri: str, experiment: str | None, metric: str | None, top: int):
         exps = [e for e in client.search_experiments() if e.name.startswith("aesweep-")]
     out = []
     for exp in exps:
-        kind = "sae" if exp.name.startswith("aesweep-sae") else "vae"
         if metric:
             check_selection_metric(metric, "--metric")
             choices = [(metric, direction(metric))]
         else:  # the registry's metric: labelled data's if these runs have it, else unlabelled data's
+            kind = model_kind(client, exp.experiment_id)
             choices = [default_metric(kind, True), default_metric(kind, False)]
         for m, mode in choices:
             order = "ASC" if mode == "min" else "DESC"
@@ -42,6 +42,14 @@ def best_runs(uri: str, experiment: str | None, metric: str | None, top: int):
                 break
         out.append((exp.name, m, order, runs))
     return out
+
+
+def model_kind(client: MlflowClient, experiment_id: str) -> str:
+    """The model of the experiment's latest run that names one (tag `model_kind`, set on every training and
+    sweep run); 'vae' for an experiment without any."""
+    runs = client.search_runs([experiment_id], filter_string="tags.model_kind != ''", max_results=1,
+                              order_by=["attributes.start_time DESC"])
+    return runs[0].data.tags["model_kind"] if runs else "vae"
 
 
 def print_best(uri: str, experiment: str | None, metric: str | None, top: int) -> int:

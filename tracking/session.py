@@ -25,15 +25,12 @@ from tracking.callback import MlflowCallback
 from tracking.registry import Registration, check_selection_metric, default_metric, register
 from tracking.secrets import redact, safe_uri
 from tracking.store import default_experiment, prepare
+from tracking.termination import sigterm_as_interrupt
 from tracking.unclosed import remember
 from training.metrics import direction
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLING_SECONDS = "5"
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised as an interrupt so the run is closed as KILLED."""
 
 
 @dataclass
@@ -57,37 +54,6 @@ def project_run() -> str | None:
     MLflow would otherwise resume it, and it already holds the entry point's parameters (often '' for
     "not given"), which a training's real values under the same keys may not overwrite."""
     return os.environ.pop("MLFLOW_RUN_ID", None)
-
-
-_TERMINATE = threading.Event()
-
-
-def check_terminated() -> None:
-    """Raise Terminated if SIGTERM arrived: called at safe points (an epoch's end), where no import or
-    MLflow call is half-done; an exception raised mid-import can deadlock the process's other threads."""
-    if _TERMINATE.is_set():
-        raise Terminated()
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt(deferred: bool):
-    """SIGTERM becomes Terminated (a KeyboardInterrupt): at the next check_terminated() when
-    `deferred`, at once otherwise; a second SIGTERM always acts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        if not deferred or _TERMINATE.is_set():
-            raise Terminated()
-        _TERMINATE.set()
-
-    _TERMINATE.clear()
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -138,8 +104,8 @@ def store_gone(e: BaseException) -> bool:
 
 @contextlib.contextmanager
 def tracked_run(config, data, tracking_uri: str | None = None, experiment: str | None = None,
-                run_id: str | None = None, parent_run_id: str | None = None, run_name: str | None = None,
-                tags: dict | None = None, system_metrics: bool = True, image_every: int | None = None,
+                run_id: str | None = None, run_name: str | None = None,
+                system_metrics: bool = True, image_every: int | None = None,
                 log_model: bool = True, register_as: str | None = None, registry_metric: str | None = None,
                 quiet: bool = False, param_keys: tuple[str, ...] | None = None, headline: str | None = None):
     """Start (or resume `run_id`) a run for one training, yield a TrackedRun, close it truthfully.
@@ -147,16 +113,15 @@ def tracked_run(config, data, tracking_uri: str | None = None, experiment: str |
     headline: a sweep's metric, also logged as `sweep/<metric>` (see MlflowCallback)."""
     if registry_metric:
         check_selection_metric(registry_metric)  # before the store is touched: nothing half-written
-    if run_id is None and parent_run_id is None:
-        parent_run_id = project_run()
+    parent_run_id = project_run() if run_id is None else None  # under `mlflow run`, a new run is its child
     # A resumed run keeps its experiment, a child its parent's; only a new run needs one (created if missing).
     uri, experiment_id = prepare(tracking_uri, None if run_id or parent_run_id else
                                  (experiment or default_experiment(config.model, config.dataset)))
     if parent_run_id and not run_id:
         experiment_id = MlflowClient(uri).get_run(parent_run_id).info.experiment_id
     os.environ.setdefault("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", SAMPLING_SECONDS)
-    all_tags = {"mlflow.source.git.commit": git_commit()} | (tags or {})
-    all_tags = {k: redact(str(v)) for k, v in all_tags.items() if v is not None}
+    commit = git_commit()
+    all_tags = {"mlflow.source.git.commit": commit} if commit else {}
     metric = default_metric(config.model, data.labelled)
     if registry_metric:
         metric = (registry_metric, direction(registry_metric))

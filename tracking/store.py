@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from tracking.secrets import safe_uri, without_credentials
 from tracking.unclosed import close_remembered
+from training.data import dataset_label
 from training.errors import UserError
 
 ENV_URI = "MLFLOW_TRACKING_URI"
@@ -23,10 +24,9 @@ class TrackingError(UserError, RuntimeError):
     """The tracking store cannot be used; the message says why and what to do."""
 
 
-def default_uri(project_dir: str | os.PathLike | None = None) -> str:
-    """MLflow's embedded SQLite store, as an ABSOLUTE URI: Ray trials change directory."""
-    base = Path(project_dir or os.getcwd()).resolve()
-    return f"sqlite:///{base / 'mlflow.db'}"
+def default_uri() -> str:
+    """MLflow's embedded SQLite store in the current directory, as an ABSOLUTE URI: Ray trials change directory."""
+    return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
 
 
 def resolve_uri(uri: str | None = None) -> str:
@@ -128,6 +128,3 @@ def default_experiment(model: str, dataset: str) -> str:
     return f"aesweep-{model}-{dataset_label(dataset)}"
 
 
-def dataset_label(dataset: str) -> str:
-    """'npz:/data/faces.npz' -> 'faces'; other names as they are."""
-    return Path(dataset[4:]).stem if dataset.startswith("npz:") else dataset

@@ -16,6 +16,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from tracking.secrets import redact
+from tracking.sweep_runs import STOPPED_EARLY, child_filter
 
 
 # ------------------------------------------------------------------ seed repeats
@@ -79,11 +80,10 @@ def earlier_trials(tracking_uri: str, name: str, metric: str) -> tuple[list[dict
     out = []
     for parent in parents:
         children = client.search_runs([parent.info.experiment_id], max_results=5000,
-                                      filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}' "
-                                                    f"and attributes.status = 'FINISHED'")
+                                      filter_string=child_filter(parent.info.run_id) + " and attributes.status = 'FINISHED'")
         for run in children:
             value = run.data.metrics.get(metric)
-            if run.data.tags.get("stopped_early") == "true" or value is None or not math.isfinite(value):
+            if run.data.tags.get(STOPPED_EARLY) == "true" or value is None or not math.isfinite(value):
                 continue
             out.append({"params": dict(run.data.params), "value": float(value), "run_id": run.info.run_id,
                         "model_kind": run.data.tags.get("model_kind")})

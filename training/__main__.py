@@ -68,13 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(plugins).parse_args(argv)
     try:
         config = config_from_args(args)
-        out = Path(args.out or f"runs/{config.model}-{config.dataset.replace(':', '_').replace('/', '_')}")
+        from training.data import dataset_label, load_dataset
+
+        out = Path(args.out or f"runs/{config.model}-{dataset_label(config.dataset)}")
         writable(out, "--out")  # found now, not after the training
         if args.checkpoint_dir:
             writable(Path(args.checkpoint_dir), "--checkpoint-dir")
         from training.loop import train
         from training.callbacks import ProgressPrinter
-        from training.data import load_dataset
         from training.images import save_all
 
         data = load_dataset(config.dataset, config.data_dir)

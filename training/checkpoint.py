@@ -50,7 +50,7 @@ def restore(directory: str | os.PathLike, model, optimizer, config_dict: dict) -
     """Load a checkpoint into `model` and `optimizer` (already built); returns (epoch, history)."""
     state = read_state(directory)
     # Options added since the checkpoint was written take their defaults (what it was trained with).
-    saved_config = {**TrainConfig().to_dict(), **state["config"]}
+    saved_config = TrainConfig.from_dict({**TrainConfig().to_dict(), **state["config"]}).to_dict()
     saved = {k: v for k, v in saved_config.items() if k not in ("epochs", "data_dir", "iw_samples")}
     now = {k: v for k, v in config_dict.items() if k not in ("epochs", "data_dir", "iw_samples")}
     if saved != now:

@@ -26,6 +26,12 @@ from training.errors import UserError
 
 DATASETS = ("digits", "mnist", "mnist-test", "frey", "npz:PATH")
 
+
+def dataset_label(name: str) -> str:
+    """A dataset's name in folder, run, experiment and model names: 'npz:/data/faces.npz' -> 'faces';
+    the other names as they are."""
+    return Path(name[4:]).stem if name.startswith("npz:") else name
+
 FREY_URL = "https://cs.nyu.edu/~roweis/data/frey_rawface.mat"
 FREY_SHA256 = "265a83a23adb081755cd3de375509828e690324d1d60f076b8ecebc840d59c64"
 MNIST_NPZ_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
@@ -56,7 +62,6 @@ class Dataset:
     y_val: np.ndarray | None
     y_test: np.ndarray | None
     digest: str
-    likelihood_hint: str  # "bernoulli" for near-binary images, "gaussian" for continuous ones
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -95,11 +100,11 @@ def load_dataset(name: str, data_dir: str | None = None, split_seed: int = 0, va
     data_dir = data_dir or default_data_dir()
     if name == "digits":
         x, y = _digits()
-        return _split(name, x, y, None, None, split_seed, val_fraction, test_fraction=0.2, hint="bernoulli")
+        return _split(name, x, y, None, None, split_seed, val_fraction, test_fraction=0.2)
     if name == "mnist":
         arrays = _mnist(data_dir)
         return _split(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                      split_seed, val_fraction, hint="bernoulli")
+                      split_seed, val_fraction)
     if name == "mnist-test":
         x, y = _mnist_test(data_dir)
         # MNIST-test protocol: the full 10k set is what gets clustered and scored;
@@ -108,14 +113,14 @@ def load_dataset(name: str, data_dir: str | None = None, split_seed: int = 0, va
         perm = rng.permutation(len(x))
         n_val = max(1, int(round(len(x) * val_fraction)))
         val, train = perm[:n_val], perm[n_val:]
-        return _make(name, x[train], x[val], x, y[train], y[val], y, hint="bernoulli")
+        return _make(name, x[train], x[val], x, y[train], y[val], y)
     if name == "frey":
         x = _frey(data_dir)
         test, rest = frey_split(len(x))
         rng = np.random.default_rng(split_seed)
         perm = rng.permutation(len(rest))
         n_val = max(1, int(round(len(rest) * val_fraction)))
-        return _make(name, x[rest[perm[n_val:]]], x[rest[perm[:n_val]]], x[test], None, None, None, hint="gaussian")
+        return _make(name, x[rest[perm[n_val:]]], x[rest[perm[:n_val]]], x[test], None, None, None)
     if name.startswith("npz:"):
         return _npz(name, name[4:], split_seed, val_fraction)
     raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
@@ -271,9 +276,8 @@ def _npz(name: str, path_text: str, split_seed: int, val_fraction: float) -> Dat
                         f"{x['x_train'].shape[1:]}; they must match")
     if ("y_train" in y) != ("y_test" in y) and "x_test" in x:
         raise DataError(f"{path}: give labels for both x_train and x_test, or for neither")
-    binary = float(np.mean((x["x_train"] < 0.05) | (x["x_train"] > 0.95))) > 0.7
     return _split(name, x["x_train"], y.get("y_train"), x.get("x_test"), y.get("y_test"), split_seed,
-                  val_fraction, hint="bernoulli" if binary else "gaussian")
+                  val_fraction)
 
 
 def _check_images(path: Path, key: str, a: np.ndarray) -> np.ndarray:
@@ -304,7 +308,7 @@ def _check_labels(path: Path, key: str, a: np.ndarray, n: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- splits
 
-def _split(name, x, y, x_test, y_test, split_seed, val_fraction, test_fraction=0.1, hint="bernoulli") -> Dataset:
+def _split(name, x, y, x_test, y_test, split_seed, val_fraction, test_fraction=0.1) -> Dataset:
     """Carve test (if none given) and validation parts deterministically from `split_seed`."""
     rng = np.random.default_rng(split_seed)
     if x_test is None:
@@ -319,15 +323,14 @@ def _split(name, x, y, x_test, y_test, split_seed, val_fraction, test_fraction=0
     if len(x) - n_val < 1:
         raise DataError(f"{name}: {len(x)} training images are too few to hold out validation; give more")
     val, train = perm[:n_val], perm[n_val:]
-    return _make(name, x[train], x[val], x_test, *(None if y is None else y[i] for i in (train, val)), y_test,
-                 hint=hint)
+    return _make(name, x[train], x[val], x_test, *(None if y is None else y[i] for i in (train, val)), y_test)
 
 
-def _make(name, x_train, x_val, x_test, y_train, y_val, y_test, hint) -> Dataset:
+def _make(name, x_train, x_val, x_test, y_train, y_val, y_test) -> Dataset:
     h = hashlib.sha256()
     for a in (x_train, x_val, x_test, y_train, y_val, y_test):
         if a is not None:
             a = np.ascontiguousarray(a)
             h.update(str((a.dtype.str, a.shape)).encode())
             h.update(a.tobytes())
-    return Dataset(name, x_train, x_val, x_test, y_train, y_val, y_test, h.hexdigest(), hint)
+    return Dataset(name, x_train, x_val, x_test, y_train, y_val, y_test, h.hexdigest())

@@ -11,8 +11,10 @@ import argparse
 import sys
 import time
 
+from tracking.flags import add_tracking_arguments
 from training.cli import OneLineErrors, add_config_arguments, add_preset_argument, config_from_args, optional
 from training.errors import UserError
+from training.metrics import CLUSTERING_SWEEP_METRIC, SWEEP_METRIC
 
 # The sweep's own defaults, below any preset and flag: without a recipe, a sweep is the showcase (`make
 # sweep`: the VAE on the bundled digits, about 1300 training images), which must train each trial long
@@ -44,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--warm-start-top", type=int, default=4, metavar="K",
                    help="with --warm-start and random search: how many of the best earlier configurations "
                         "to run first (default: 4)")
-    s.add_argument("--metric", default=None, help="validation metric to optimise (default: val_elbo for the VAE, "
-                                                  "val_loss for the SAE, val_cluster_acc with --cluster-epochs)")
+    s.add_argument("--metric", default=None, help=f"validation metric to optimise (default: "
+                                                  f"{SWEEP_METRIC['vae']} for the VAE, {SWEEP_METRIC['sae']} for the "
+                                                  f"SAE, {CLUSTERING_SWEEP_METRIC} with --cluster-epochs)")
     s.add_argument("--mode", choices=("min", "max"), default=None, help="minimise or maximise --metric")
     s.add_argument("--space", default=None, metavar="YAML",
                    help="search-space overrides, e.g. 'latent_dim: {choice: [4, 8]}' (see tuning/space.py)")
@@ -66,15 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "storage on a cluster (default: ./ray_results)")
     r.add_argument("--name", default=None, help="sweep name (default: <model>-<dataset>-<time>); needed for --resume")
     r.add_argument("--resume", action="store_true", help="continue the interrupted sweep --name (Tuner.restore)")
-    t = p.add_argument_group("tracking (MLflow)")
-    t.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/"
-                                                        "mlflow.db; on a cluster an http(s) server")
-    t.add_argument("--experiment", default=None, help="experiment name (default: aesweep-<model>-<dataset>)")
-    t.add_argument("--register-as", default=None, metavar="NAME",
-                   help="registered model name for the best trial (default: <model>-<dataset>)")
-    t.add_argument("--image-every", type=int, default=None, metavar="N",
-                   help="log images every N epochs, and at the end (at most 10 image steps per trial)")
-    t.add_argument("--no-system-metrics", action="store_true", help="do not sample CPU / memory / GPU use")
+    add_tracking_arguments(p, register_as="registered model name for the best trial (default: <model>-<dataset>)")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow and Ray worker logs")
     add_preset_argument(p)
     add_config_arguments(p, skip=("epochs", "seed"), defaults=SWEEP_DEFAULTS)
@@ -82,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def sweep_from_args(args):
+    from training.data import dataset_label
     from tuning.space import contain, load_space
     from tuning.sweep import SweepConfig, choose_seed, metric_for
 
@@ -95,8 +91,7 @@ def sweep_from_args(args):
     base = base.replace(epochs=args.max_epochs or (base.epochs if args.preset else SWEEP_EPOCHS),
                         seed=choose_seed(args.seed))
     metric, mode = metric_for(base, args.metric, args.mode)
-    name = args.name or f"{base.model}-{base.dataset.replace(':', '_').replace('/', '_')}-" \
-                        f"{time.strftime('%Y%m%d-%H%M%S')}"
+    name = args.name or f"{base.model}-{dataset_label(base.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
     if args.resume and not args.name:
         raise UserError("--resume needs --name of the sweep to continue (see ./ray_results for names)")
     space = load_space(args.space, base.model)

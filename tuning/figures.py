@@ -12,15 +12,14 @@ for a trial the scheduler stopped.
 from __future__ import annotations
 
 import math
-from dataclasses import fields
-
 import numpy as np
 
-from training.config import TrainConfig
+from tracking.report_figures import fmt, log_x
+from training.config import config_fields
 from tuning.space import NOT_SEARCHABLE
 
 LOG_SCALE = ("learning_rate", "sparsity_weight", "weight_decay")
-HYPERPARAMETERS = {f.name for f in fields(TrainConfig)} - set(NOT_SEARCHABLE)
+HYPERPARAMETERS = {f.name for f in config_fields()} - set(NOT_SEARCHABLE)
 PANEL_BUDGET_PX = 2400  # widest top_traversals.png before panels wrap onto another row (3 digit traversals)
 
 
@@ -40,20 +39,6 @@ def name(column: str) -> str:
 def swept_columns(df) -> list[str]:
     """Hyperparameter columns with more than one value across the trials (the space's searched keys)."""
     return [c for c in df.columns if name(c) in HYPERPARAMETERS and df[c].nunique(dropna=True) > 1]
-
-
-def fmt(value) -> str:
-    """A hyperparameter value, short: 16, 3.0, 0.25, 7.9e-4."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return str(value)
-    if float(value).is_integer() and isinstance(value, (int, np.integer)):
-        return str(int(value))
-    v = float(value)
-    if v != 0 and (abs(v) < 0.01 or abs(v) >= 1e4):
-        mantissa, exponent = f"{v:.1e}".split("e")
-        return f"{mantissa}e{int(exponent)}"
-    s = f"{v:.2g}"
-    return s if any(ch in s for ch in ".e") else s + ".0"
 
 
 def _log_axis(column: str, values) -> bool:
@@ -87,12 +72,7 @@ def comparison_figure(df, metric: str):
             if mask.any():
                 ax.scatter(data[p][mask], data[metric][mask], s=36, **style)
         if _log_axis(p, data[p]):
-            from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-            ax.set_xscale("log")
-            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 3.0)))
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda t, _: fmt(float(t))))
-            ax.xaxis.set_minor_formatter(NullFormatter())
+            log_x(ax)
         ax.set_xlabel(name(p) + (" (log)" if _log_axis(p, data[p]) else ""))
         ax.grid(alpha=0.3)
         if i == 0:

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from training.config import TrainConfig
-from tuning.trial import TuneReporter
+from tuning.tracked_trial import TrialSetup, TuneReporter, quiet_worker, restore_checkpoint, train_tracked
 
 
 class TrainReporter(TuneReporter):
@@ -33,43 +33,25 @@ class TrainReporter(TuneReporter):
 
 
 def worker_loop(loop_config: dict) -> None:
-    """Runs on each Ray Train worker."""
+    """Runs on each Ray Train worker; the chief (rank 0) logs to the trial's MLflow child run."""
     os.environ.pop("TF_USE_LEGACY_KERAS", None)  # Ray sets it; we use Keras 3 (`import keras`) only
-    from tuning.trial import TrialSetup, load_data_locked, quiet_worker  # noqa: F401
-
     setup: TrialSetup = loop_config["setup"]
     quiet_worker(setup.verbose)
     import ray.train
 
-    from training.loop import train
-
     config = TrainConfig.from_dict(loop_config["config"])
     rank = ray.train.get_context().get_world_rank()
     checkpoint_dir = Path(tempfile.mkdtemp(prefix=f"aesweep-w{rank}-"))
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            shutil.copytree(d, checkpoint_dir, dirs_exist_ok=True)
-    data = load_data_locked(config)
+    restore_checkpoint(ray.train.get_checkpoint(), checkpoint_dir)
     reporter = TrainReporter(rank)
     try:
-        if rank == 0:  # the chief logs to the trial's MLflow child run
-            from tracking.session import tracked_run
-
-            with tracked_run(config, data, tracking_uri=setup.tracking_uri, run_id=loop_config["run_id"],
-                             param_keys=setup.swept, headline=setup.metric or None,
-                             system_metrics=setup.system_metrics,
-                             image_every=setup.image_every, quiet=True) as tracked:
-                result = train(config, callbacks=[tracked.callback, reporter], checkpoint_dir=str(checkpoint_dir),
-                               dataset=data)
-        else:
-            result = train(config, callbacks=[reporter], checkpoint_dir=str(checkpoint_dir), dataset=data)
+        result = train_tracked(config, setup, loop_config["run_id"] if rank == 0 else None, checkpoint_dir, reporter)
         reporter.finish(result, str(checkpoint_dir))
     finally:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
 
-def run_multiworker(config: TrainConfig, setup, run_id: str, storage_path: str) -> None:
+def run_multiworker(config: TrainConfig, setup: TrialSetup, run_id: str, storage_path: str) -> None:
     import ray.train
     from ray import tune
     from ray.train.tensorflow import TensorflowTrainer

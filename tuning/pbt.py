@@ -132,7 +132,7 @@ def on_start(setup, sampled: dict, trial_id: str, run_id: str, checkpoint_dir: P
 def reporter(report, checkpoint_cls, every: int):
     """A TuneReporter that checkpoints every `every` epochs (PBT's perturbation interval) instead of by time:
     a donor's checkpoint is then at most one interval old, and Tune keeps them all (few: epochs / interval)."""
-    from tuning.trial import TuneReporter
+    from tuning.tracked_trial import TuneReporter
 
     class EpochReporter(TuneReporter):
         def on_epoch_end(self, epoch, logs, context):

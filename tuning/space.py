@@ -12,11 +12,10 @@ or a plain value (held fixed). Example YAML for --space:
 from __future__ import annotations
 
 import re
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from training.config import ConfigError, TrainConfig
+from training.config import ConfigError, TrainConfig, config_fields
 
 # Powers of two, plus the recipes' 10 (mnist-sae) and 20 (frey-vae): the default spaces contain every preset.
 LATENT_DIMS = [2, 4, 8, 10, 16, 20, 32]
@@ -75,7 +74,7 @@ def numbers(value: Any) -> Any:
 
 
 def validate(space: dict[str, Any], where: str = "search space") -> None:
-    known = {f.name for f in fields(TrainConfig)}
+    known = {f.name for f in config_fields()}
     for key, spec in space.items():
         if key not in known or key in NOT_SEARCHABLE:
             allowed = ", ".join(sorted(known - set(NOT_SEARCHABLE)))

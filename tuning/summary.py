@@ -10,29 +10,17 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import shlex
 import sys
 import tempfile
 from pathlib import Path
 
-import mlflow
-from mlflow.tracking import MlflowClient
-
-from tracking.registry import default_metric, register
+from tracking import sweep_runs
 from tracking.report import KEY_METRICS
-from tuning.status import STOPPED_AT, STOPPED_EARLY
-from tuning.trial import TRIAL_TAG
-
-IMAGE = re.compile(r"^images/latent_traversal\+step\+(?P<step>\d+)\+.*\.png$")
+from tracking.sweep_runs import STOPPED_AT, STOPPED_EARLY, SweepRuns, last_line
+from tuning import ROOT
 # Besides the sweep metric, what the table and the parent's best_* show: the figures a user ranks by.
 RANKING_METRICS = KEY_METRICS + ("val_active_units",)
-
-
-def children(client: MlflowClient, experiment_id: str, parent_id: str) -> dict[str, object]:
-    runs = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
-                              max_results=5000)
-    return {r.data.tags.get(TRIAL_TAG): r for r in runs}
 
 
 def trial_table(results, runs: dict, swept: tuple[str, ...], metric: str) -> list[dict]:
@@ -56,13 +44,6 @@ def trial_table(results, runs: dict, swept: tuple[str, ...], metric: str) -> lis
     return rows
 
 
-def last_line(error) -> str | None:
-    from tracking.secrets import redact
-
-    lines = [ln for ln in str(error).strip().splitlines() if ln.strip()]
-    return redact(lines[-1])[:4000] if lines else None
-
-
 def trained_to_end(row: dict) -> bool:
     return row["status"] == "FINISHED" and not row["stopped_early"]
 
@@ -77,9 +58,9 @@ def best_row(rows: list[dict], metric: str, mode: str) -> dict | None:
 
 
 def summarize(results, sweep, uri: str, experiment_id: str, parent_id: str) -> dict:
-    client = MlflowClient(uri)
+    runs = SweepRuns(uri, experiment_id, parent_id)
     metric, mode = sweep.metric, sweep.mode
-    rows = trial_table(results, children(client, experiment_id, parent_id), sweep.swept, metric)
+    rows = trial_table(results, runs.children(), sweep.swept, metric)
     repeated = getattr(sweep, "repeats", 1) > 1
     if repeated:
         from tuning import repeats
@@ -100,21 +81,20 @@ def summarize(results, sweep, uri: str, experiment_id: str, parent_id: str) -> d
     log_comparison(rows, metric)
     if best is None:
         print("[aesweep] no trial trained to the end; nothing to register")
-        mlflow.set_tag("best_trial", "none")
+        sweep_runs.log_parent(tags={"best_trial": "none"})
         print_summary(rows, best, metric, None, uri, sweep)
         return summary
-    mlflow.log_metrics({f"best_{k}": float(best[k]) for k in (metric, *RANKING_METRICS)
-                        if isinstance(best.get(k), (int, float)) and math.isfinite(float(best[k]))})
-    from tracking.params import log_params
-
-    log_params({f"best.{k}": best[k] for k in sweep.swept if k in best})
-    mlflow.set_tags({"best_trial": best["trial"], "best_run_id": best["run_id"], "best_run_name": best["run_name"]})
-    log_traversal_panel(client, rows, metric, sweep.top_k)
-    summary["registration"] = register_best(client, best, sweep)
+    sweep_runs.log_parent(metrics={f"best_{k}": float(best[k]) for k in (metric, *RANKING_METRICS)
+                                   if isinstance(best.get(k), (int, float)) and math.isfinite(float(best[k]))})
+    sweep_runs.log_parent(params={f"best.{k}": best[k] for k in sweep.swept if k in best},
+                          tags={"best_trial": best["trial"], "best_run_id": best["run_id"],
+                                "best_run_name": best["run_name"]})
+    log_traversal_panel(runs, rows, metric, sweep.top_k)
+    summary["registration"] = register_best(runs.client, best, sweep)
     if groups and summary["registration"] is not None:
         from tracking.sweep_history import tag_champion
 
-        tag_champion(client, summary["registration"].name, summary["registration"].version, metric, groups[0])
+        tag_champion(runs.client, summary["registration"].name, summary["registration"].version, metric, groups[0])
     if groups:
         repeats.print_configurations(groups, metric, mode)
     print_summary(rows, best, metric, summary["registration"], uri, sweep)
@@ -122,25 +102,12 @@ def summarize(results, sweep, uri: str, experiment_id: str, parent_id: str) -> d
 
 
 def register_best(client, best: dict, sweep):
+    """Register the best trial's model (`client`: an MlflowClient on the sweep's store; see
+    tracking.sweep_runs.register_run)."""
     from tracking.store import dataset_label
 
-    run = client.get_run(best["run_id"])
-    model_uri = run.data.tags.get("pyfunc_model_uri")
-    if not model_uri:
-        print(f"[aesweep] best trial {best['run_name']} logged no model; nothing to register")
-        return None
     name = sweep.register_as or f"{sweep.base.model}-{dataset_label(sweep.base.dataset)}"
-    labelled = "val_cluster_acc" in run.data.metrics  # logged every epoch on labelled data
-    reg_metric, reg_mode = default_metric(sweep.base.model, labelled)
-    value = run.data.metrics.get(reg_metric)
-    if value is None:
-        print(f"[aesweep] best trial has no {reg_metric}; nothing to register")
-        return None
-    registration = register(model_uri, name, best["run_id"], reg_metric, reg_mode, value,
-                            run.data.tags.get("dataset_digest", ""), client)
-    print(registration.message())
-    mlflow.set_tag("registered_as", f"{name}/{registration.version}")
-    return registration
+    return sweep_runs.register_run(client, best["run_id"], best["run_name"], name, sweep.base.model)
 
 
 def log_comparison(rows: list[dict], metric: str) -> None:
@@ -149,16 +116,13 @@ def log_comparison(rows: list[dict], metric: str) -> None:
     import pandas as pd
 
     df = pd.DataFrame(rows)
-    mlflow.log_table(df, artifact_file="trials.json")
-    with tempfile.TemporaryDirectory() as tmp:
-        df.to_csv(f"{tmp}/trials.csv", index=False)
-        mlflow.log_artifact(f"{tmp}/trials.csv")
+    sweep_runs.log_trials(df)
     try:
         from tuning.figures import comparison_figure
 
         fig = comparison_figure(df, metric)
         if fig is not None:
-            mlflow.log_figure(fig, "figures/hyperparameters.png")
+            sweep_runs.log_figure(fig, "figures/hyperparameters.png")
             import matplotlib.pyplot as plt
 
             plt.close(fig)
@@ -166,7 +130,7 @@ def log_comparison(rows: list[dict], metric: str) -> None:
         print(f"[aesweep] warning: could not draw the comparison figure: {e}")
 
 
-def log_traversal_panel(client, rows: list[dict], metric: str, top_k: int) -> None:
+def log_traversal_panel(runs: SweepRuns, rows: list[dict], metric: str, top_k: int) -> None:
     """The `top_k` best trials that trained to the end: their final latent traversals side by side
     (tuning/figures.py draws it)."""
     from matplotlib.image import imread
@@ -176,17 +140,15 @@ def log_traversal_panel(client, rows: list[dict], metric: str, top_k: int) -> No
     panels = []
     with tempfile.TemporaryDirectory() as tmp:
         for row in [r for r in rows if trained_to_end(r) and r["run_id"]][:top_k]:
-            found = [(int(m["step"]), a.path) for a in client.list_artifacts(row["run_id"], "images")
-                     if (m := IMAGE.match(a.path))]
-            if not found:
+            path = runs.final_traversal(row["run_id"], tmp)
+            if path is None:
                 continue
-            path = client.download_artifacts(row["run_id"], max(found)[1], tmp)
             image = imread(path)  # floats in [0, 1]: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA
             panels.append((row, (image if image.ndim == 2 else image[..., :3]) * 255))
     if not panels:
         return
     fig = traversal_panel(panels, metric)
-    mlflow.log_figure(fig, "figures/top_traversals.png")
+    sweep_runs.log_figure(fig, "figures/top_traversals.png")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -215,13 +177,11 @@ def print_summary(rows, best, metric, registration, uri, sweep) -> None:
     if registration is not None:
         print(f"[aesweep] registered model: {registration.uri} ({registration.name} version {registration.version})")
     print(f"[aesweep] open the UI: {ui_command(uri)}   (then http://127.0.0.1:5000, experiment "
-          f"{mlflow.get_experiment(mlflow.active_run().info.experiment_id).name})")
+          f"{sweep_runs.parent_experiment()})")
 
 
 def ui_command(uri: str, cwd: str | None = None) -> str:
     """`make ui` under make from the project root on its store; else the venv's python, from here."""
-    from tuning.sweep import ROOT
-
     here = Path(cwd or os.getcwd()).resolve()
     project_store = f"sqlite:///{ROOT / 'mlflow.db'}"
     if os.environ.get("MAKELEVEL") and here == ROOT and uri == project_store:

@@ -20,14 +20,11 @@ from pathlib import Path
 
 from training.config import ConfigError, TrainConfig
 from training.errors import UserError
+from tuning import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 STATE_FILE = "aesweep-sweep.json"
-WORKING_DIR_EXCLUDES = ["mlflow.db", "mlruns/", "mlartifacts/", "ray_results/", "runs/",
+WORKING_DIR_EXCLUDES = ["mlflow.db", "mlruns/", "mlartifacts/", "ray_results/", "runs/", "reports/",
                         "**/__pycache__/", ".pytest_cache/", "*.egg-info/", "tests/", ".venv/"]
-DEFAULT_METRIC = {"vae": ("val_elbo", "max"), "sae": ("val_loss", "min")}
-# A clustering recipe (IDEC fine-tuning, labelled data) is ranked by how well it clusters held-out images.
-CLUSTERING_METRIC = ("val_cluster_acc", "max")
 COORDINATOR_CPU = 0.01
 
 
@@ -114,14 +111,12 @@ def choose_seed(given: int | None) -> int:
 
 
 def metric_for(base: TrainConfig, metric: str | None, mode: str | None) -> tuple[str, str]:
+    """The sweep's (metric, mode): as given, else the default for its model and recipe (training.metrics)."""
     from tracking.registry import check_selection_metric
-    from training.metrics import direction
+    from training.metrics import direction, sweep_metric
 
-    default_metric, default_mode = CLUSTERING_METRIC if base.cluster_epochs else DEFAULT_METRIC[base.model]
-    metric = check_selection_metric(metric or default_metric, "--metric")
-    if mode is None:
-        mode = default_mode if metric == default_metric else direction(metric)
-    return metric, mode
+    metric = check_selection_metric(metric or sweep_metric(base.model, bool(base.cluster_epochs))[0], "--metric")
+    return metric, direction(metric) if mode is None else mode
 
 
 def quiet_ray_env(verbose: bool) -> None:
@@ -218,29 +213,14 @@ def run(sweep: SweepConfig) -> dict:
     sweep.validate()
     quiet_ray_env(sweep.verbose)
     from tracking.secrets import safe_uri
-    from tracking.store import default_experiment, is_local, prepare
+    from tracking.store import default_experiment, resolve_uri
 
     cluster = bool(sweep.address or os.environ.get("RAY_ADDRESS"))
-    from tracking.store import resolve_uri
-
-    uri = resolve_uri(sweep.tracking_uri)
     storage = Path(sweep.storage_path or ROOT / "ray_results").expanduser().resolve()
     state_path = storage / sweep.name / STATE_FILE
-    if sweep.resume and not state_path.is_file():
-        raise ConfigError(f"nothing to resume: {state_path} not found; check --name and --storage-path")
-    if sweep.resume and "base" in (saved := json.loads(state_path.read_text())):
-        # The sweep continues as it started, whatever model, data or recipe flags are given now.
-        sweep = replace(sweep, base=TrainConfig.from_dict(saved["base"]), metric=saved["metric"], mode=saved["mode"])
-        print(f"[aesweep] resuming {sweep.name} with its saved training config and metric "
-              f"({sweep.metric}, {sweep.mode})")
-    else:
-        from training.data import absolute_paths
-
-        # Trials run in other directories: data paths are the driver's, made absolute.
-        dataset, data_dir = absolute_paths(sweep.base.dataset, sweep.base.data_dir)
-        sweep = replace(sweep, base=sweep.base.replace(dataset=dataset, data_dir=data_dir))
-
-    import mlflow
+    state = read_state(state_path) if sweep.resume else None
+    sweep = continued(sweep, state)
+    uri = state["tracking_uri"] if state else resolve_uri(sweep.tracking_uri)
 
     from tuning.space import to_tune
 
@@ -250,49 +230,72 @@ def run(sweep: SweepConfig) -> dict:
     sweep = warm_start.apply(sweep, uri)  # before anything is created: an unknown sweep is one line
     # 1b. Ray first: on a cluster of several nodes, a local store cannot be reached by the others.
     init_ray(sweep, cluster)
-    import ray
+    check_store_reachable(uri)
+    # 2. store, experiment and the parent run (a resumed sweep's own; under `mlflow run`, the project's)
+    from tracking.sweep_runs import fail_parent, open_parent
 
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    if len(nodes) > 1 and is_local(uri if not sweep.resume else json.loads(state_path.read_text())["tracking_uri"]):
-        from tracking.commands import python_command
-
-        raise ConfigError(f"this Ray cluster has {len(nodes)} nodes, which cannot all reach {uri}; start a "
-                          f"tracking server ({python_command('tracking server --host 0.0.0.0')}) and pass "
-                          f"--tracking-uri http://HOST:5000")
-    # 2. store, experiment and the parent run
-    project_run = os.environ.pop("MLFLOW_RUN_ID", None)  # set by `mlflow run`: that run is the parent
-    if sweep.resume:
-        state = json.loads(state_path.read_text())
-        uri, _ = prepare(state["tracking_uri"])
-        parent_id, experiment_id = state["parent_run_id"], state["experiment_id"]
-    else:
-        uri, experiment_id = prepare(uri, None if project_run else
-                                     (sweep.experiment or default_experiment(sweep.base.model, sweep.base.dataset)))
-        parent_id = project_run
-    parent = mlflow.start_run(run_id=parent_id, experiment_id=None if parent_id else experiment_id,
-                              run_name=None if parent_id else sweep.name)
-    parent_id, experiment_id = parent.info.run_id, parent.info.experiment_id
-    mlflow.set_tag("mlflow.runName", sweep.name)  # under `mlflow run`, the project's run had a random name
+    parent = open_parent(uri, sweep.name, sweep.experiment or default_experiment(sweep.base.model, sweep.base.dataset),
+                         resume_run_id=state["parent_run_id"] if state else None)
     storage.joinpath(sweep.name).mkdir(parents=True, exist_ok=True)
-    state_path.write_text(json.dumps({"parent_run_id": parent_id, "experiment_id": experiment_id,
-                                      "tracking_uri": uri, "base": sweep.base.to_dict(), "metric": sweep.metric,
-                                      "mode": sweep.mode}, indent=1))
-    print(f"[aesweep] sweep {sweep.name}: parent MLflow run {parent_id} (experiment {experiment_id}) at {safe_uri(uri)}")
+    state_path.write_text(json.dumps({"parent_run_id": parent.run_id, "experiment_id": parent.experiment_id,
+                                      "tracking_uri": parent.uri, "base": sweep.base.to_dict(),
+                                      "metric": sweep.metric, "mode": sweep.mode}, indent=1))
+    print(f"[aesweep] sweep {sweep.name}: parent MLflow run {parent.run_id} (experiment {parent.experiment_id}) "
+          f"at {safe_uri(parent.uri)}")
     from tracking.session import ending_run
     from tuning.summary import summarize
 
     with ending_run(defer_sigterm=False) as outcome:
         if not sweep.resume:
             log_sweep_params(sweep)
-        results = fit(sweep, param_space, uri, experiment_id, parent_id, storage)
-        summary = summarize(results, sweep, uri, experiment_id, parent_id)
+        results = fit(sweep, param_space, parent.uri, parent.experiment_id, parent.run_id, storage)
+        summary = summarize(results, sweep, parent.uri, parent.experiment_id, parent.run_id)
+        from tracking.sweep_report import write_at_end
+
+        write_at_end(parent.uri, parent.run_id, storage / sweep.name / "report")  # also logged: report/index.html
         if summary.get("best") is None:
             # No trial trained to the end: the sweep failed, with the trials' own reasons in one line.
             reason = no_trial_finished(summary.get("trials", []))
-            mlflow.set_tag("failure_reason", reason)
+            fail_parent(reason)
             outcome["status"] = "FAILED"
             print(f"error: {reason}", file=sys.stderr)
         return summary
+
+
+def read_state(state_path: Path) -> dict:
+    """The state a sweep saved beside Tune's (parent run, store, training config, metric), read once on --resume."""
+    if not state_path.is_file():
+        raise ConfigError(f"nothing to resume: {state_path} not found; check --name and --storage-path")
+    return json.loads(state_path.read_text())
+
+
+def continued(sweep: SweepConfig, state: dict | None) -> SweepConfig:
+    """The sweep to run: a resumed one continues as it started, whatever model, data or recipe flags are
+    given now; a new one gets the driver's data paths made absolute (trials run in other directories)."""
+    if state and "base" in state:
+        sweep = replace(sweep, base=TrainConfig.from_dict(state["base"]), metric=state["metric"], mode=state["mode"])
+        print(f"[aesweep] resuming {sweep.name} with its saved training config and metric "
+              f"({sweep.metric}, {sweep.mode})")
+        return sweep
+    from training.data import absolute_paths
+
+    dataset, data_dir = absolute_paths(sweep.base.dataset, sweep.base.data_dir)
+    return replace(sweep, base=sweep.base.replace(dataset=dataset, data_dir=data_dir))
+
+
+def check_store_reachable(uri: str) -> None:
+    """On a Ray cluster of several nodes, the tracking store must be a server every node can reach."""
+    import ray
+
+    from tracking.store import is_local
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) > 1 and is_local(uri):
+        from tracking.commands import python_command
+
+        raise ConfigError(f"this Ray cluster has {len(nodes)} nodes, which cannot all reach {uri}; start a "
+                          f"tracking server ({python_command('tracking server --host 0.0.0.0')}) and pass "
+                          f"--tracking-uri http://HOST:5000")
 
 
 def no_trial_finished(rows: list[dict]) -> str:
@@ -326,22 +329,21 @@ def log_sweep_params(sweep: SweepConfig) -> None:
     """On the parent, once: how the sweep searched, and the training config its trials share (each
     child holds only its swept values). Under `mlflow run` the entry point's params are already here:
     tracking.params skips equal values and puts resolved ones beside ('' -> `seed.resolved`)."""
-    import mlflow
+    from tracking.sweep_runs import log_parent
 
-    from tracking.params import log_params
-
-    log_params({"metric": sweep.metric, "mode": sweep.mode, "search": sweep.search, "scheduler": sweep.scheduler,
-                "num_samples": sweep.num_samples, "workers_per_trial": sweep.workers_per_trial,
-                "space": json.dumps(sweep.space, sort_keys=True)[:6000]}
+    log_parent(params={"metric": sweep.metric, "mode": sweep.mode, "search": sweep.search,
+                       "scheduler": sweep.scheduler, "num_samples": sweep.num_samples,
+                       "workers_per_trial": sweep.workers_per_trial,
+                       "space": json.dumps(sweep.space, sort_keys=True)[:6000]}
                | ({"repeats": sweep.repeats} if sweep.repeats > 1 else {})
                | ({"perturbation_interval": pbt_interval(sweep)} if sweep.scheduler == "pbt" else {})
-               | sweep.constants())
+               | sweep.constants(),
+               tags={"sweep": "true", "model_kind": sweep.base.model, "dataset": sweep.base.dataset,
+                     "seed": str(sweep.base.seed)})
     if sweep.warm_start:
         from tracking.sweep_history import log_warm_start
 
         log_warm_start(sweep.warm_start, sweep.warm_start_from, [dict(p) for p in sweep.start_points], len(sweep.told))
-    mlflow.set_tags({"sweep": "true", "model_kind": sweep.base.model, "dataset": sweep.base.dataset,
-                     "seed": str(sweep.base.seed)})
 
 
 def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, parent_id: str, storage: Path):
@@ -349,7 +351,8 @@ def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, par
 
     from tuning.repeats import tune_num_samples
     from tuning.status import ChildRunStatus
-    from tuning.trial import TrialSetup, run_trial
+    from tuning.tracked_trial import TrialSetup
+    from tuning.trial import run_trial
 
     setup = TrialSetup(base=sweep.base, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent_id,
                        # with --repeats each trial's seed is its own: a swept value on its child run
@@ -458,8 +461,3 @@ def searcher(sweep: SweepConfig, max_concurrent: int | None = None):
         return wrap_searcher(OptunaSearch(seed=sweep.base.seed, points_to_evaluate=points, evaluated_rewards=rewards),
                              sweep.repeats, sweep.search)
     return wrap_searcher(OptunaSearch(seed=sweep.base.seed, points_to_evaluate=points), sweep.repeats, sweep.search)
-
-
-def main_error(e: UserError) -> int:
-    print(f"error: {e}", file=sys.stderr)
-    return 2

@@ -18,14 +18,7 @@ __all__ = ["VAE", "SparseAutoencoder", "build_model"]
 
 
 def build_model(config: TrainConfig, image_shape: tuple[int, int]):
-    """Create the model for `config`. Call under `strategy.scope()`: it creates variables."""
-    if config.model == "vae":
-        return VAE(image_shape=image_shape, latent_dim=config.latent_dim, hidden=config.hidden,
-                   activation=config.activation, likelihood=config.resolved_recon_loss(),
-                   kl_weight=config.kl_weight, iw_train_samples=config.iw_train_samples)
-    return SparseAutoencoder(image_shape=image_shape, latent_dim=config.latent_dim, hidden=config.hidden,
-                             activation=config.activation, recon_loss=config.resolved_recon_loss(),
-                             sparsity_weight=config.sparsity_weight, sparsity_target=config.sparsity_target,
-                             input_dropout=config.input_dropout,
-                             consistency_weight=config.consistency_weight, contrast_weight=config.contrast_weight,
-                             contrast_temperature=config.contrast_temperature)
+    """Create the model for `config`, from its own part (config.model_config()). Call under
+    `strategy.scope()`: it creates variables."""
+    model = {"vae": VAE, "sae": SparseAutoencoder}[config.model]
+    return model(image_shape, config.model_config())

@@ -41,3 +41,29 @@ def drop_inputs(x, noise, rate):
     """
     keep = ops.cast(noise >= NormalDist().inv_cdf(rate), x.dtype)
     return x * ops.reshape(keep, ops.shape(x)) / (1.0 - rate)
+
+
+class ConfiguredModel(keras.Model):
+    """A model built from its own config part whole (training.config.VAEConfig or SAEConfig, its likelihood
+    resolved): saved as its Keras config, and rebuilt from it on load (Keras safe mode)."""
+
+    config_type: type  # the config part this model is built from
+    renamed: dict[str, str] = {}  # keys that models saved before their config was a part wrote otherwise
+
+    def __init__(self, image_shape, config, **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.config = config
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.config.latent_dim)
+
+    def get_config(self):
+        return {"name": self.name, "image_shape": list(self.image_shape), **self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        values = {cls.renamed.get(k, k): v for k, v in config.items()}
+        name, image_shape = values.pop("name", None), values.pop("image_shape")
+        return cls(image_shape, cls.config_type(**values), name=name)

@@ -12,7 +12,8 @@ import_tensorflow()
 import keras  # noqa: E402
 from keras import ops
 
-from training.models.mlp import decoder_trunk, drop_inputs, encoder_trunk, pixels
+from training.config import SAEConfig
+from training.models.mlp import ConfiguredModel, decoder_trunk, drop_inputs, encoder_trunk, pixels
 
 EPS = 1e-6
 
@@ -33,34 +34,26 @@ def kl_sparsity(rho, rho_hat):
 
 
 @keras.saving.register_keras_serializable(package="aesweep")
-class SparseAutoencoder(keras.Model):
-    def __init__(self, image_shape, latent_dim, hidden=(256, 128), activation="relu", recon_loss="mse",
-                 sparsity_weight=0.01, sparsity_target=0.05, input_dropout=0.0, consistency_weight=0.0,
-                 contrast_weight=0.0, contrast_temperature=0.5, **kwargs):
-        super().__init__(**kwargs)
-        self.image_shape = tuple(int(s) for s in image_shape)
-        self.latent_dim = int(latent_dim)
-        self.hidden = tuple(int(h) for h in hidden)
-        self.activation = activation
-        self.recon_loss = recon_loss
-        self.sparsity_weight = float(sparsity_weight)
-        self.sparsity_target = float(sparsity_target)
-        self.input_dropout = float(input_dropout)  # denoising: the mask comes from the loop's noise
-        self.consistency_weight = float(consistency_weight)  # invariance of the code to augmentation
-        self.contrast_weight = float(contrast_weight)  # invariance that also tells images apart (InfoNCE)
-        self.contrast_temperature = float(contrast_temperature)
+class SparseAutoencoder(ConfiguredModel):
+    """SparseAutoencoder(image_shape, SAEConfig(...)): its layers, reconstruction loss (resolved), sparsity
+    penalty, denoising (the mask comes from the loop's noise) and the two-view terms: consistency
+    (invariance of the code to augmentation) and contrast (invariance that also tells images apart)."""
 
-        x_in, h = encoder_trunk(self.image_shape, self.hidden, activation, "enc")
+    config_type = SAEConfig
+
+    def __init__(self, image_shape, config: SAEConfig, **kwargs):
+        super().__init__(image_shape, config, **kwargs)
+        x_in, h = encoder_trunk(self.image_shape, config.hidden, config.activation, "enc")
         code = keras.layers.Dense(self.latent_dim, activation="sigmoid", name="code")(h)
         self.encoder = keras.Model(x_in, code, name="encoder")
-        z_in, h = decoder_trunk(self.latent_dim, self.hidden, activation, "dec")
+        z_in, h = decoder_trunk(self.latent_dim, config.hidden, config.activation, "dec")
         logits = keras.layers.Dense(pixels(self.image_shape), name="x_logits")(h)
         self.decoder = keras.Model(z_in, logits, name="decoder")
         self.built = True  # every variable exists once the sub-models do
 
     @property
     def noise_dim(self):
-        return pixels(self.image_shape) if self.input_dropout > 0 else 0
+        return pixels(self.image_shape) if self.config.input_dropout > 0 else 0
 
     def encode_mean(self, x):
         """(B, H, W) -> code activations (B, latent) in (0, 1)."""
@@ -83,16 +76,17 @@ class SparseAutoencoder(keras.Model):
         plus consistency_weight times the relative squared distance between the two views' codes
         (view_distance) and contrast_weight times the InfoNCE loss of telling each image's other
         view apart from the rest of the global batch's (view_contrast)."""
-        x_in = drop_inputs(x, noise, self.input_dropout) if training and self.input_dropout > 0 else x
+        c = self.config
+        x_in = drop_inputs(x, noise, c.input_dropout) if training and c.input_dropout > 0 else x
         terms, code = self.terms_and_code(x_in, x if target is None else target, batch_mean, training)
-        if other_view is not None and (self.consistency_weight > 0 or self.contrast_weight > 0):
+        if other_view is not None and c.uses_second_view:
             other = self.encoder(other_view, training=training)
-            if self.consistency_weight > 0:
+            if c.consistency_weight > 0:
                 terms["consistency"] = self.view_distance(code, other, batch_mean)
-                terms["loss"] = terms["loss"] + self.consistency_weight * terms["consistency"]
-            if self.contrast_weight > 0:
-                terms["contrast"] = self.view_contrast(code, other, self.contrast_temperature, batch_mean, batch_gather)
-                terms["loss"] = terms["loss"] + self.contrast_weight * terms["contrast"]
+                terms["loss"] = terms["loss"] + c.consistency_weight * terms["consistency"]
+            if c.contrast_weight > 0:
+                terms["contrast"] = self.view_contrast(code, other, c.contrast_temperature, batch_mean, batch_gather)
+                terms["loss"] = terms["loss"] + c.contrast_weight * terms["contrast"]
         return terms
 
     @staticmethod
@@ -126,19 +120,12 @@ class SparseAutoencoder(keras.Model):
         code = self.encoder(x_in, training=training)
         logits = self.decoder(code, training=training)
         x_flat = ops.reshape(x, (ops.shape(x)[0], -1))
-        if self.recon_loss == "bce":
+        if self.config.recon_loss == "bce":
             recon = ops.sum(x_flat * ops.softplus(-logits) + (1.0 - x_flat) * ops.softplus(logits), axis=-1)
         else:
             recon = ops.sum(ops.square(x_flat - ops.sigmoid(logits)), axis=-1)
-        kl = kl_sparsity(self.sparsity_target, batch_mean(code))
-        return {"loss": recon, "recon": recon, "sparsity_kl": kl, "penalty": self.sparsity_weight * kl}, code
-
-    def get_config(self):
-        return {"name": self.name, "image_shape": list(self.image_shape), "latent_dim": self.latent_dim,
-                "hidden": list(self.hidden), "activation": self.activation, "recon_loss": self.recon_loss,
-                "sparsity_weight": self.sparsity_weight, "sparsity_target": self.sparsity_target,
-                "input_dropout": self.input_dropout, "consistency_weight": self.consistency_weight,
-                "contrast_weight": self.contrast_weight, "contrast_temperature": self.contrast_temperature}
+        kl = kl_sparsity(self.config.sparsity_target, batch_mean(code))
+        return {"loss": recon, "recon": recon, "sparsity_kl": kl, "penalty": self.config.sparsity_weight * kl}, code
 
     def build(self, input_shape=None):
         self.built = True

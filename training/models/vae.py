@@ -15,7 +15,8 @@ import keras  # noqa: E402
 from keras import ops
 
 from training.models import cbernoulli
-from training.models.mlp import decoder_trunk, encoder_trunk, pixels
+from training.config import VAEConfig
+from training.models.mlp import ConfiguredModel, decoder_trunk, encoder_trunk, pixels
 
 LOG_2PI = math.log(2.0 * math.pi)
 # The Gaussian decoder's log-variance is bounded to [LOGVAR_MID - LOGVAR_HALF, LOGVAR_MID + LOGVAR_HALF]:
@@ -24,32 +25,34 @@ LOGVAR_MID, LOGVAR_HALF = -3.5, 5.5
 
 
 @keras.saving.register_keras_serializable(package="aesweep")
-class VAE(keras.Model):
-    def __init__(self, image_shape, latent_dim, hidden=(256, 128), activation="relu", likelihood="bce",
-                 kl_weight=1.0, iw_train_samples=1, **kwargs):
-        super().__init__(**kwargs)
-        self.image_shape = tuple(int(s) for s in image_shape)
-        self.latent_dim = int(latent_dim)
-        self.hidden = tuple(int(h) for h in hidden)
-        self.activation = activation
-        # "cbernoulli" (continuous Bernoulli: a density on [0, 1]), "bce" (Bernoulli: a density only for
-        # binary pixels), "gaussian" (learned variance) or "mse" (unit variance)
-        self.likelihood = likelihood
-        self.kl_weight = float(kl_weight)
-        self.iw_train_samples = int(iw_train_samples)  # K > 1: train on the importance-weighted bound
+class VAE(ConfiguredModel):
+    """VAE(image_shape, VAEConfig(...)): its layers, likelihood (recon_loss, resolved), beta and K."""
+
+    config_type = VAEConfig
+    renamed = {"likelihood": "recon_loss"}
+
+    def __init__(self, image_shape, config: VAEConfig, **kwargs):
+        super().__init__(image_shape, config, **kwargs)
+        likelihood = self.likelihood
         d = pixels(self.image_shape)
 
-        x_in, h = encoder_trunk(self.image_shape, self.hidden, activation, "enc")
+        x_in, h = encoder_trunk(self.image_shape, config.hidden, config.activation, "enc")
         z_mean = keras.layers.Dense(self.latent_dim, name="z_mean")(h)
         z_log_var = keras.layers.Dense(self.latent_dim, name="z_log_var")(h)
         self.encoder = keras.Model(x_in, [z_mean, z_log_var], name="encoder")
 
-        z_in, h = decoder_trunk(self.latent_dim, self.hidden, activation, "dec")
+        z_in, h = decoder_trunk(self.latent_dim, config.hidden, config.activation, "dec")
         outputs = [keras.layers.Dense(d, name="x_param")(h)]
         if likelihood == "gaussian":
             outputs.append(keras.layers.Dense(d, name="x_log_var")(h))
         self.decoder = keras.Model(z_in, outputs, name="decoder")
         self.built = True  # every variable exists once the sub-models do
+
+    # "cbernoulli" (continuous Bernoulli: a density on [0, 1]), "bce" (Bernoulli: a density only for
+    # binary pixels), "gaussian" (learned variance) or "mse" (unit variance)
+    likelihood = property(lambda self: self.config.recon_loss)
+    kl_weight = property(lambda self: float(self.config.kl_weight))
+    iw_train_samples = property(lambda self: int(self.config.iw_train_samples))  # K > 1: the IWAE bound
 
     # --- the surface shared with the sparse autoencoder
     # Per example: K latent draws (K = iw_train_samples).
@@ -142,11 +145,6 @@ class VAE(keras.Model):
         z_mean, z_log_var = self.encode(x) if proposal is None else proposal
         log_px, log_pz, log_qz = self._log_terms(ops.reshape(x, (ops.shape(x)[0], -1)), z_mean, z_log_var, noise)
         return log_px + log_pz - log_qz
-
-    def get_config(self):
-        return {"name": self.name, "image_shape": list(self.image_shape), "latent_dim": self.latent_dim,
-                "hidden": list(self.hidden), "activation": self.activation, "likelihood": self.likelihood,
-                "kl_weight": self.kl_weight, "iw_train_samples": self.iw_train_samples}
 
     def build(self, input_shape=None):  # sub-models are built at construction
         self.built = True
