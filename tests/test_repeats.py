@@ -135,3 +135,14 @@ def test_sweep_extensions_leave_mlflow_to_tracking():
         imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | \
             {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         assert not {m for m in imported if m.split(".")[0] == "mlflow"}, name
+
+
+def test_a_resumed_sweep_keeps_its_repeats_and_scheduler(capsys):
+    from training.config import TrainConfig
+    from tuning.sweep import continued
+
+    sweep = sweep_of("--name", "s", "--resume")  # resumed without the flags it started with
+    state = {"base": TrainConfig(epochs=3).to_dict(), "metric": "val_elbo", "mode": "max", "repeats": 3,
+             "scheduler": "fifo", "perturbation_interval": None}
+    again = continued(sweep, state)
+    assert (again.repeats, again.scheduler, again.base.epochs) == (3, "fifo", 3)

@@ -239,7 +239,9 @@ def run(sweep: SweepConfig) -> dict:
     storage.joinpath(sweep.name).mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps({"parent_run_id": parent.run_id, "experiment_id": parent.experiment_id,
                                       "tracking_uri": parent.uri, "base": sweep.base.to_dict(),
-                                      "metric": sweep.metric, "mode": sweep.mode}, indent=1))
+                                      "metric": sweep.metric, "mode": sweep.mode, "repeats": sweep.repeats,
+                                      "scheduler": sweep.scheduler,
+                                      "perturbation_interval": sweep.perturbation_interval}, indent=1))
     print(f"[aesweep] sweep {sweep.name}: parent MLflow run {parent.run_id} (experiment {parent.experiment_id}) "
           f"at {safe_uri(parent.uri)}")
     from tracking.session import ending_run
@@ -273,7 +275,9 @@ def continued(sweep: SweepConfig, state: dict | None) -> SweepConfig:
     """The sweep to run: a resumed one continues as it started, whatever model, data or recipe flags are
     given now; a new one gets the driver's data paths made absolute (trials run in other directories)."""
     if state and "base" in state:
-        sweep = replace(sweep, base=TrainConfig.from_dict(state["base"]), metric=state["metric"], mode=state["mode"])
+        sweep = replace(sweep, base=TrainConfig.from_dict(state["base"]), metric=state["metric"], mode=state["mode"],
+                        # how its trials were made and are ranked (seed repeats, PBT) continues too
+                        **{k: state[k] for k in ("repeats", "scheduler", "perturbation_interval") if k in state})
         print(f"[aesweep] resuming {sweep.name} with its saved training config and metric "
               f"({sweep.metric}, {sweep.mode})")
         return sweep
