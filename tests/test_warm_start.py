@@ -33,10 +33,11 @@ def test_points_are_typed_and_kept_only_inside_the_space():
 
 
 def test_optuna_is_told_the_earlier_results():
+    from dataclasses import replace
+
     from tuning.__main__ import build_parser, sweep_from_args
     from tuning.space import to_tune
     from tuning.sweep import searcher
-    from dataclasses import replace
 
     sweep = sweep_from_args(build_parser().parse_args(["--search", "optuna", "--seed", "3"]))
     told = (({"latent_dim": 8, "learning_rate": 1e-3, "kl_weight": 1.0}, -30.0),

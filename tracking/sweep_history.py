@@ -79,8 +79,8 @@ def earlier_trials(tracking_uri: str, name: str, metric: str) -> tuple[list[dict
                           f"give a sweep's name (its parent run's name) or an experiment's")
     out = []
     for parent in parents:
-        children = client.search_runs([parent.info.experiment_id], max_results=5000,
-                                      filter_string=child_filter(parent.info.run_id) + " and attributes.status = 'FINISHED'")
+        finished = child_filter(parent.info.run_id) + " and attributes.status = 'FINISHED'"
+        children = client.search_runs([parent.info.experiment_id], filter_string=finished, max_results=5000)
         for run in children:
             value = run.data.metrics.get(metric)
             if run.data.tags.get(STOPPED_EARLY) == "true" or value is None or not math.isfinite(value):
