@@ -26,10 +26,7 @@ class AutoencoderModel(PythonModel):
     _skip_type_hint_validation = True
 
     def load_context(self, context):
-        from training import import_tensorflow
-
-        import_tensorflow()
-        import keras
+        from training.backend import keras
 
         importlib.import_module("training.models")  # registers the custom classes for safe-mode loading
 

@@ -69,8 +69,10 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
                         f"({python_command('tracking server')}) or pass another --tracking-uri")
 
 
-def prepare(uri: str | None = None, experiment: str | None = None) -> tuple[str, str | None]:
-    """Resolve the URI, create the store and experiment once (before any worker touches them).
+def prepare(uri: str | None = None, experiment: str | None = None,
+            artifact_location: str | None = None) -> tuple[str, str | None]:
+    """Resolve the URI, create the store and experiment once (before any worker touches them); a new
+    experiment keeps its artifacts at `artifact_location` when given (MLflow's default otherwise).
 
     Returns (uri, experiment_id). Sets MLflow's process-wide tracking URI and the env var, so
     subprocesses and Ray workers started afterwards use the same absolute URI.
@@ -107,7 +109,8 @@ def prepare(uri: str | None = None, experiment: str | None = None) -> tuple[str,
             found = client.get_experiment_by_name(experiment)
             if found is not None and found.lifecycle_stage == "deleted":
                 client.restore_experiment(found.experiment_id)
-            experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+            experiment_id = found.experiment_id if found else client.create_experiment(
+                experiment, artifact_location=artifact_location)
     return uri, experiment_id
 
 

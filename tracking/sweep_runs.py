@@ -187,6 +187,18 @@ class SweepRuns:
         return self.client.download_artifacts(run_id, max(found)[1], directory) if found else None
 
 
+def model_log_starts(uri: str, experiment: str) -> dict[str, float]:
+    """When each run of `experiment` began logging its models (its first logged model's creation, epoch seconds),
+    by run id: what benchmarks.sweep tells model logging apart from the images logged before it by."""
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    starts: dict[str, float] = {}
+    for m in client.search_logged_models(experiment_ids=[found.experiment_id]) if found else []:
+        if m.source_run_id:
+            starts[m.source_run_id] = min(m.creation_timestamp / 1000, starts.get(m.source_run_id, float("inf")))
+    return starts
+
+
 def register_run(client: MlflowClient, run_id: str, run_name: str, name: str, model: str):
     """Register the run's model as a version of `name`, judged on the registry's validation metric for
     `model` (see tracking.registry); the Registration, or None (with the reason printed) if it cannot be."""

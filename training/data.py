@@ -172,10 +172,7 @@ def _fetch(filename: str, url: str, sha256: str, data_dir: str | None) -> Path:
     local = _find(data_dir, filename)
     if local is not None:
         return _verified(local, sha256)
-    from training import import_tensorflow  # lazily: loading digits must not need TensorFlow start-up
-
-    import_tensorflow()
-    import keras
+    from training.backend import keras  # lazily: loading digits must not need TensorFlow start-up
 
     try:
         return Path(keras.utils.get_file(filename, origin=url, file_hash=sha256, hash_algorithm="sha256",

@@ -1,7 +1,7 @@
 """Choosing the tf.distribute strategy: the one place that knows about devices and workers.
 
     MultiWorkerMirroredStrategy  when TF_CONFIG names more than one worker (Ray Train sets it)
-    MirroredStrategy             when more than one GPU is visible (or devices are given)
+    MirroredStrategy             when more than one GPU is visible
     default strategy             otherwise
 """
 from __future__ import annotations
@@ -10,9 +10,8 @@ import json
 import os
 from dataclasses import dataclass
 
-from training import import_tensorflow
-
-tf = import_tensorflow()
+from training.backend import tf
+from training.errors import UserError
 
 
 def _tf_config_workers() -> int:
@@ -25,11 +24,19 @@ def _tf_config_workers() -> int:
 
 
 def enable_gpu_memory_growth() -> None:
-    """Let fractional-GPU trials share a device: allocate memory as needed, not all at once."""
+    """Let fractional-GPU trials share a device (Ray's --gpus-per-trial 0.5 puts two processes on one GPU):
+    each allocates memory as it needs it, not all at once, which would leave the second process "all
+    CUDA-capable devices are busy" (ray#10677). AESWEEP_GPU_MEMORY_MB=N caps each process at N MiB instead."""
+    limit = os.environ.get("AESWEEP_GPU_MEMORY_MB")
+    if limit is not None and not limit.isdigit():
+        raise UserError(f"AESWEEP_GPU_MEMORY_MB={limit!r}: give a whole number of MiB")
     for gpu in tf.config.list_physical_devices("GPU"):
         try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialised
+            if limit:
+                tf.config.set_logical_device_configuration(gpu, [tf.config.LogicalDeviceConfiguration(int(limit))])
+            else:
+                tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised: TF_FORCE_GPU_ALLOW_GROWTH (set at import) applied growth
             pass
 
 
@@ -42,15 +49,13 @@ class Distribution:
     is_chief: bool
 
 
-def select_strategy(devices: list[str] | None = None) -> Distribution:
+def select_strategy() -> Distribution:
     """Pick the strategy once, from TF_CONFIG and the visible devices."""
     workers = _tf_config_workers()
     if workers > 1:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         return describe(strategy)
     enable_gpu_memory_growth()
-    if devices:
-        return describe(tf.distribute.MirroredStrategy(devices))
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return describe(tf.distribute.MirroredStrategy())
     return describe(tf.distribute.get_strategy())

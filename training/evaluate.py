@@ -24,6 +24,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.special import logsumexp
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from threadpoolctl import threadpool_limits
 
 VAL_NOISE_STREAM = 1_000_003  # a fixed RNG stream for validation noise, apart from the training streams
 TEST_NOISE_STREAM = 2_000_003
@@ -88,7 +89,9 @@ def validation_metrics(model, x_val: np.ndarray, seed: int, y_val: np.ndarray | 
     if y_val is not None and 1 < n_clusters <= len(x_val):
         z = embed(model, x_val)
         if np.isfinite(z).all():  # a diverged model has no clustering to score (the loop then stops)
-            km = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit(z)
+            # One thread: on a validation set of a few hundred codes, OpenMP's start-up costs ~10x the work.
+            with threadpool_limits(1):
+                km = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit(z)
             out["val_cluster_acc"] = cluster_accuracy(y_val, km.labels_)
     return out
 
@@ -102,9 +105,7 @@ def refine_proposal(model, x: np.ndarray, steps: int, seed: int, samples: int = 
     encoder's amortisation gap), and an importance-weighted estimate stays a stochastic lower bound
     of log p(x) whatever the proposal. Noise comes from its own stream, apart from the estimate's.
     """
-    from training.distribute import tf
-
-    import keras
+    from training.backend import keras, tf
 
     rng = np.random.default_rng([seed, REFINE_NOISE_STREAM])
     means, log_vars = [], []

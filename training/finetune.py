@@ -14,12 +14,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import KMeans
 
-from training.config import ConfigError
-from training.distribute import global_batch_mean, tf
 from training.augment import augment
+from training.backend import keras, tf
+from training.config import ConfigError
+from training.distribute import global_batch_mean
 from training.evaluate import embed
-
-import keras  # noqa: E402
+from training.runner import make_step, run_epoch
 
 KMEANS_RESTARTS = 20
 
@@ -57,21 +57,15 @@ def idec(model, data, config, strategy: tf.distribute.Strategy, on_epoch=None) -
 
     global_mean = global_batch_mean(g)
 
-    def replica_step(x, p, clean):
-        with tf.GradientTape() as tape:
-            terms, code = model.terms_and_code(x, clean, batch_mean=global_mean, training=True)
-            q = soft_assign(code / scale, centres)
-            kl = tf.reduce_sum(p * (tf.math.log(p + 1e-10) - tf.math.log(q + 1e-10)), axis=-1)
-            per_example = terms["loss"] + gamma * kl
-            loss = tf.reduce_sum(per_example) / g + terms["penalty"] / strategy.num_replicas_in_sync
-        grads = tape.gradient(loss, variables)
-        optimizer.apply_gradients(zip(grads, variables))
-        return {"loss": tf.reduce_sum(per_example) / g, "cluster_kl": tf.reduce_sum(kl) / g}
+    def loss_fn(x, p, clean):
+        terms, code = model.terms_and_code(x, clean, batch_mean=global_mean, training=True)
+        q = soft_assign(code / scale, centres)
+        kl = tf.reduce_sum(p * (tf.math.log(p + 1e-10) - tf.math.log(q + 1e-10)), axis=-1)
+        per_example = terms["loss"] + gamma * kl
+        loss = tf.reduce_sum(per_example) / g + terms["penalty"] / strategy.num_replicas_in_sync
+        return loss, {"loss": tf.reduce_sum(per_example) / g, "cluster_kl": tf.reduce_sum(kl) / g}
 
-    @tf.function
-    def step(inputs):
-        out = strategy.run(replica_step, args=inputs)
-        return {n: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for n, v in out.items()}
+    step = make_step(strategy, optimizer, variables, loss_fn)
 
     logs, labels = [], km.labels_
     for epoch in range(1, config.cluster_epochs + 1):
@@ -85,12 +79,8 @@ def idec(model, data, config, strategy: tf.distribute.Strategy, on_epoch=None) -
         # Targets from the clean images, inputs augmented as in pretraining (as DEC-DA does).
         images = augment(data.x_train[perm], config.seed, 10_000 + epoch, config.augment_shift, config.augment_rotate)
         ds = tf.data.Dataset.from_tensor_slices((images, p[perm], data.x_train[perm])).batch(g, drop_remainder=True)
-        sums, steps = {}, 0
-        for inputs in strategy.experimental_distribute_dataset(ds.prefetch(tf.data.AUTOTUNE)):
-            for n, v in step(inputs).items():
-                sums[n] = sums.get(n, 0.0) + float(v)
-            steps += 1
-        logs.append({"cluster_epoch": epoch, "labels_changed": changed, **{n: v / steps for n, v in sums.items()}})
+        means = run_epoch(strategy, step, ds.prefetch(tf.data.AUTOTUNE))
+        logs.append({"cluster_epoch": epoch, "labels_changed": changed, **means})
         if on_epoch is not None:
             on_epoch(epoch, logs[-1])
     return logs

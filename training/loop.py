@@ -27,12 +27,11 @@ from training.augment import augment
 from training.callbacks import Callback, TrainContext
 from training.config import ConfigError, TrainConfig
 from training.data import Dataset, load_dataset
-from training.distribute import Distribution, describe, global_batch_gather, global_batch_mean, select_strategy, tf
-
-import keras  # noqa: E402
-
-from training import evaluate  # noqa: E402
-from training.models import build_model  # noqa: E402
+from training.backend import keras, tf
+from training.distribute import Distribution, describe, global_batch_gather, global_batch_mean, select_strategy
+from training import evaluate
+from training.models import build_model
+from training.runner import make_step, run_epoch
 
 
 @dataclass
@@ -46,6 +45,8 @@ class TrainResult:
     config: TrainConfig
     distribution: dict = field(default_factory=dict)
     cluster_history: list[dict] = field(default_factory=list)  # per-epoch logs of IDEC fine-tuning
+    # Per epoch of this process: seconds in training steps and in all (validation, checkpoint, callbacks too).
+    timings: list[dict] = field(default_factory=list)
 
     @property
     def diverged(self) -> bool:
@@ -80,24 +81,16 @@ def make_train_step(model, optimizer, strategy: tf.distribute.Strategy, global_b
     global_mean = global_batch_mean(global_batch)
     gather = global_batch_gather()
 
-    def replica_step(x, noise, target=None, other_view=None):
-        with tf.GradientTape() as tape:
-            terms = model.loss_terms(x, noise, batch_mean=global_mean, training=True, target=target,
-                                     other_view=other_view, batch_gather=gather)
-            # Per-example terms averaged over the global batch; the batch-level penalty counted once
-            # in total after gradients are summed over replicas.
-            loss = tf.reduce_sum(terms["loss"]) / global_batch + terms["penalty"] / replicas
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    def loss_fn(x, noise, target=None, other_view=None):
+        terms = model.loss_terms(x, noise, batch_mean=global_mean, training=True, target=target,
+                                 other_view=other_view, batch_gather=gather)
+        # Per-example terms averaged over the global batch; the batch-level penalty counted once
+        # in total after gradients are summed over replicas.
+        loss = tf.reduce_sum(terms["loss"]) / global_batch + terms["penalty"] / replicas
         # Per-example terms as their share of the global-batch mean; scalars as a share of their mean.
-        return {k: tf.reduce_sum(v) / global_batch if v.shape.rank else v / replicas for k, v in terms.items()}
+        return loss, {k: tf.reduce_sum(v) / global_batch if v.shape.rank else v / replicas for k, v in terms.items()}
 
-    @tf.function
-    def train_step(inputs):
-        per_replica = strategy.run(replica_step, args=inputs)
-        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
-
-    return train_step
+    return make_step(strategy, optimizer, model.trainable_variables, loss_fn)
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int):
@@ -168,21 +161,17 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
     train_step = make_train_step(model, optimizer, strategy, g)
     status = "finished"
     epoch = start_epoch
+    timings: list[dict] = []
 
     # 4. epochs
     for epoch in range(start_epoch + 1, config.epochs + 1):
         t0 = time.time()
-        batches = strategy.experimental_distribute_dataset(
-            epoch_batches(data.x_train, model.noise_dim, g, config.seed, epoch, config.augment_shift,
-                          config.augment_rotate, clean_targets=model.reconstructs_clean,
-                          second_view=config.uses_second_view))
-        sums: dict[str, float] = {}
-        steps = 0
-        for inputs in batches:
-            for k, v in train_step(inputs).items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            steps += 1
-        logs = {k: v / steps for k, v in sums.items()}
+        batches = epoch_batches(data.x_train, model.noise_dim, g, config.seed, epoch, config.augment_shift,
+                                config.augment_rotate, clean_targets=model.reconstructs_clean,
+                                second_view=config.uses_second_view)
+        t_steps = time.perf_counter()
+        logs = run_epoch(strategy, train_step, batches)
+        step_seconds = time.perf_counter() - t_steps
         logs["loss"] = logs["loss"] + logs.pop("penalty")
         logs.update(evaluate.validation_metrics(model, data.x_val, config.seed, data.y_val, data.num_classes))
         if not all(math.isfinite(v) for v in logs.values()):
@@ -194,6 +183,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
         if write_dir:
             ckpt.save(write_dir, model, optimizer, epoch, history, config.to_dict())
         fire("on_epoch_end", epoch, logs)
+        timings.append({"steps": step_seconds, "epoch": time.time() - t0})
         if context.stop_training:
             status = f"stopped at epoch {epoch}"
             break
@@ -212,7 +202,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
                          dataset=data, config=config,
                          distribution={"strategy": distribution.name, "replicas": distribution.num_replicas,
                                        "workers": distribution.num_workers},
-                         cluster_history=cluster_history)
+                         cluster_history=cluster_history, timings=timings)
     fire("on_train_end", result)
     return result
 

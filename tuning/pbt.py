@@ -141,6 +141,7 @@ def reporter(report, checkpoint_cls, every: int):
                 self.pending = logs
                 return
             due = epoch == 1 or epoch % every == 0
+            # (A report PBT pauses the trial at does not return; that is no early stop: it resumes later.)
             self.report(logs, checkpoint=self.checkpoint(context.checkpoint_dir) if due else None)
 
         def finish(self, result, checkpoint_dir) -> None:

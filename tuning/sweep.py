@@ -26,6 +26,9 @@ STATE_FILE = "aesweep-sweep.json"
 WORKING_DIR_EXCLUDES = ["mlflow.db", "mlruns/", "mlartifacts/", "ray_results/", "runs/", "reports/",
                         "**/__pycache__/", ".pytest_cache/", "*.egg-info/", "tests/", ".venv/"]
 COORDINATOR_CPU = 0.01
+# A reused trial process first waits for the previous trial's thread to end (its MLflow run closed; Tune
+# stopping a trial ends it at its next report): Ray's default of 2 s fails the next trial on a busy machine.
+REUSE_TIMEOUT = "TUNE_FUNCTION_THREAD_TIMEOUT_S"
 
 
 @dataclass(frozen=True)
@@ -157,15 +160,17 @@ def init_ray(sweep: SweepConfig, cluster: bool) -> None:
     # Workers must import this checkout's packages. On a cluster they arrive as working_dir; locally
     # the same keeps a sweep independent of how (or whether) the project is installed.
     runtime_env = {"working_dir": str(ROOT), "excludes": WORKING_DIR_EXCLUDES,
-                   "env_vars": {"PYTHONPATH": "."} | ({"AESWEEP_VERBOSE": "1"} if sweep.verbose else {})}
+                   "env_vars": {"PYTHONPATH": ".", REUSE_TIMEOUT: "300"}
+                   | ({"AESWEEP_VERBOSE": "1"} if sweep.verbose else {})}
     # Locally "local": a new Ray of our own; an address of None would join whatever cluster `ray start` last
     # left on this machine (/tmp/ray/ray_current_cluster).
     kwargs = dict(address=sweep.address if cluster else "local", runtime_env=runtime_env,
                   log_to_driver=sweep.verbose, logging_level=logging.INFO if sweep.verbose else logging.ERROR)
     if not cluster:
         # The dashboard stays on loopback. Ray Train needs it: its state API is what releases the
-        # placement group of a trial that ASHA stopped (without it the next trial waits forever).
-        kwargs |= dict(dashboard_host="127.0.0.1", include_dashboard=sweep.workers_per_trial > 1 or None)
+        # placement group of a trial that ASHA stopped (without it the next trial waits forever). Single-worker
+        # trials do not, and its processes would take CPU from the trials.
+        kwargs |= dict(dashboard_host="127.0.0.1", include_dashboard=sweep.workers_per_trial > 1)
         if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
             print("[aesweep] warning: RAY_AUTH_MODE=disabled: every user of this machine can run "
                   "code on it while the sweep runs; unset it (token authentication is Ray's default)",
@@ -210,6 +215,9 @@ def auth_refused(error: BaseException | None) -> bool:
 
 def run(sweep: SweepConfig) -> dict:
     """Run (or resume) a sweep; returns the summary dict (best trial, registration, parent run id)."""
+    from tuning import timing
+
+    timing.mark("driver:start")
     sweep.validate()
     quiet_ray_env(sweep.verbose)
     from tracking.secrets import safe_uri
@@ -230,6 +238,7 @@ def run(sweep: SweepConfig) -> dict:
     sweep = warm_start.apply(sweep, uri)  # before anything is created: an unknown sweep is one line
     # 1b. Ray first: on a cluster of several nodes, a local store cannot be reached by the others.
     init_ray(sweep, cluster)
+    timing.mark("driver:ray")
     check_store_reachable(uri)
     # 2. store, experiment and the parent run (a resumed sweep's own; under `mlflow run`, the project's)
     from tracking.sweep_runs import fail_parent, open_parent
@@ -364,7 +373,7 @@ def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, par
                        storage_path=str(storage / sweep.name),
                        workers_per_trial=sweep.workers_per_trial,
                        cpus_per_worker=sweep.cpus_per_trial, gpus_per_worker=sweep.gpus_per_trial,
-                       image_every=sweep.image_every, system_metrics=sweep.system_metrics, verbose=sweep.verbose,
+                       image_every=image_cadence(sweep), system_metrics=sweep.system_metrics, verbose=sweep.verbose,
                        metric=sweep.metric, mode=sweep.mode, pbt_keys=pbt_keys(sweep), pbt_interval=pbt_interval(sweep))
     if sweep.workers_per_trial > 1:
         # The trial only coordinates (Ray needs a non-empty request); its Train workers hold the CPUs/GPUs.
@@ -392,7 +401,8 @@ def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, par
                                         num_samples=tune_num_samples(sweep.num_samples, sweep.repeats, sweep.search),
                                         scheduler=scheduler(sweep), search_alg=searcher(sweep, max_concurrent),
                                         # (a generator of ours carries the limit itself)
-                                        max_concurrent_trials=None if own_generator(sweep) else max_concurrent),
+                                        max_concurrent_trials=None if own_generator(sweep) else max_concurrent,
+                                        reuse_actors=reuse_processes(sweep)),
             run_config=tune.RunConfig(
                 name=sweep.name, storage_path=str(storage),
                 failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
@@ -401,10 +411,22 @@ def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, par
                 callbacks=[ChildRunStatus(uri, experiment_id, parent_id)],
                 progress_reporter=progress_reporter(sweep), verbose=3 if sweep.verbose else 1))
     t0 = time.time()
+    from tuning import timing
+
+    timing.mark("driver:fit")
     with secrets_kept_from_ray():
         results = tuner.fit()
     print(f"[aesweep] {len(results)} trials in {time.time() - t0:.0f}s")
     return results
+
+
+def reuse_processes(sweep: SweepConfig) -> bool:
+    """Whether a trial's process (Tune's actor) runs the next trial: single-worker trials reuse their warm
+    process (imports, TensorFlow, MLflow's client done once; tuning.trial resets the state between trials),
+    which saved most of a short trial's overhead (BENCHMARKS.md, Sweep overhead). A multi-worker trial only
+    coordinates its Ray Train workers, which each trial starts anew. Under PBT a trial is restarted at each
+    exploit (and pause) in a fresh process: not yet tried with reused ones."""
+    return sweep.workers_per_trial == 1 and sweep.scheduler != "pbt"
 
 
 def progress_reporter(sweep: SweepConfig):
@@ -427,6 +449,10 @@ def pbt_interval(sweep: SweepConfig) -> int:
     return interval(sweep.base.epochs, sweep.perturbation_interval)
 
 
+def grace_period(sweep: SweepConfig) -> int:
+    return max(1, sweep.base.epochs // 4)
+
+
 def scheduler(sweep: SweepConfig):
     if sweep.scheduler == "fifo":
         return None
@@ -436,8 +462,16 @@ def scheduler(sweep: SweepConfig):
         return pbt_scheduler(sweep)
     from ray.tune.schedulers import ASHAScheduler
 
-    epochs = sweep.base.epochs
-    return ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=max(1, epochs // 4), reduction_factor=3)
+    return ASHAScheduler(time_attr="epoch", max_t=sweep.base.epochs, grace_period=grace_period(sweep),
+                         reduction_factor=3)
+
+
+def image_cadence(sweep: SweepConfig) -> int:
+    """A trial's images every this many epochs (--image-every, else the grace period: a quarter of the epochs):
+    about 4 image steps a trial, in proportion to a short trial (with 10, drawing and logging them was one of
+    the larger costs of a `make sweep` trial: BENCHMARKS.md, Sweep overhead). ASHA stops trials only at its
+    rungs, multiples of the grace period, so a stopped trial still ends with its images."""
+    return sweep.image_every if sweep.image_every is not None else grace_period(sweep)
 
 
 def own_generator(sweep: SweepConfig) -> bool:

@@ -55,6 +55,7 @@ class TuneReporter(Callback):
         self.checkpoint_seconds = checkpoint_seconds
         self.last_checkpoint: float | None = None
         self.pending: dict | None = None
+        self.stopped_at: int | None = None  # the epoch whose report Tune stopped the trial at (ASHA)
 
     def checkpoint(self, context_dir):
         return self.checkpoint_cls.from_directory(context_dir)
@@ -68,7 +69,11 @@ class TuneReporter(Callback):
         due = self.last_checkpoint is None or now - self.last_checkpoint >= self.checkpoint_seconds
         if due:
             self.last_checkpoint = now
-        self.report(logs, checkpoint=self.checkpoint(context.checkpoint_dir) if due else None)
+        try:
+            self.report(logs, checkpoint=self.checkpoint(context.checkpoint_dir) if due else None)
+        except SystemExit:  # how Tune stops a function trial: its report does not return
+            self.stopped_at = epoch
+            raise
 
     def finish(self, result, checkpoint_dir) -> None:
         """The final report: the last epoch's logs plus the final metrics."""
@@ -113,8 +118,11 @@ def train_tracked(config: TrainConfig, setup: TrialSetup, run_id: str | None, ch
     """Train `config` from `checkpoint_dir`, reporting each epoch through `reporter` and logging to the trial's
     child run `run_id` (None: a worker that does not log, as Ray Train's non-chief workers); the TrainResult."""
     from training.loop import train
+    from tuning import timing
 
+    timing.mark("imports")
     data = load_data_locked(config)
+    timing.mark("data")
     if run_id is None:
         return train(config, callbacks=[reporter], checkpoint_dir=str(checkpoint_dir), dataset=data)
     from tracking.session import tracked_run
@@ -124,5 +132,6 @@ def train_tracked(config: TrainConfig, setup: TrialSetup, run_id: str | None, ch
                      param_keys=() if setup.pbt_keys else setup.swept,
                      headline=setup.metric or None, system_metrics=setup.system_metrics,
                      image_every=setup.image_every, quiet=True) as tracked:
-        return train(config, callbacks=[tracked.callback, reporter], checkpoint_dir=str(checkpoint_dir),
-                     dataset=data)
+        timing.mark("run_started")
+        return train(config, callbacks=timing.around([tracked.callback, reporter]),
+                     checkpoint_dir=str(checkpoint_dir), dataset=data)

@@ -9,6 +9,7 @@ worker is tuning.tracked_trial's, shared with multi-worker trials (tuning.multiw
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,15 @@ def child_runs(setup: TrialSetup):
     from tracking.sweep_runs import SweepRuns
 
     return SweepRuns(setup.tracking_uri, setup.experiment_id, setup.parent_run_id)
+
+
+def fresh_process_state() -> None:
+    """What a trial may find of the one before it in a reused process (tuning.sweep.reuse_processes), undone:
+    Keras's session (graphs, layer names, the last model and optimizer) cleared. The seeds are the trial's own
+    (training.train sets them from its config); MLflow's active run is per thread, and each trial has its own."""
+    keras = sys.modules.get("keras")
+    if keras is not None:  # not imported yet: a fresh process
+        keras.backend.clear_session()
 
 
 def child_run_id(setup: TrialSetup, trial_id: str, trial_name: str, sampled: dict, node_id: str) -> str:
@@ -37,15 +47,18 @@ def child_run_id(setup: TrialSetup, trial_id: str, trial_name: str, sampled: dic
 def run_trial(sampled: dict, setup: TrialSetup) -> None:
     """Ray Tune function trainable (see tuning.sweep). Heavy imports happen here, in the worker."""
     quiet_worker(setup.verbose)
+    fresh_process_state()
     import ray
     from ray import tune
 
+    from tuning import timing
     from tuning.repeats import seeded
     from tuning.space import trial_config
 
     sampled = seeded(sampled, setup.base.seed)  # --repeats: the repeat index becomes the trial's seed
     context = tune.get_context()
     trial_id, trial_name = context.get_trial_id(), context.get_trial_name()
+    timing.start(trial_id)
     runs = child_runs(setup)
     run_id = child_run_id(setup, trial_id, trial_name, sampled, ray.get_runtime_context().get_node_id())
     # The driver may die after a trial finished but before Tune saved that: the resumed sweep starts the
@@ -59,6 +72,7 @@ def run_trial(sampled: dict, setup: TrialSetup) -> None:
     except Exception as e:  # the reason is known here; the driver marks the run FAILED when retries are spent
         runs.set_reason(run_id, e)
         raise
+    timing.mark("config", run_id=run_id, config=config.to_dict())
     if setup.workers_per_trial > 1:
         from tuning.multiworker import run_multiworker
 
@@ -72,12 +86,14 @@ def run_trial(sampled: dict, setup: TrialSetup) -> None:
 
         on_start(setup, sampled, trial_id, run_id, checkpoint_dir, epoch)  # records an exploit
     try:
-        train_in_process(config, setup, run_id, checkpoint_dir, tune.report)
+        train_in_process(config, setup, trial_id, run_id, checkpoint_dir, tune.report)
     finally:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        timing.mark("end")
 
 
-def train_in_process(config: TrainConfig, setup: TrialSetup, run_id: str, checkpoint_dir: Path, report) -> None:
+def train_in_process(config: TrainConfig, setup: TrialSetup, trial_id: str, run_id: str, checkpoint_dir: Path,
+                     report) -> None:
     """Train here, logging to the child run and reporting each epoch; the final report adds test metrics."""
     from ray import tune
 
@@ -86,7 +102,15 @@ def train_in_process(config: TrainConfig, setup: TrialSetup, run_id: str, checkp
         from tuning.pbt import reporter as pbt_reporter
 
         reporter = pbt_reporter(report, tune.Checkpoint, setup.pbt_interval)
-    result = train_tracked(config, setup, run_id, checkpoint_dir, reporter)
+    try:
+        result = train_tracked(config, setup, run_id, checkpoint_dir, reporter)
+    except SystemExit:
+        if reporter.stopped_at is not None:
+            # Tune stopped the trial at a report (ASHA): a planned end. In a reused process the trial's thread
+            # ends only when the next trial takes the process, after the driver completed its run
+            # (tuning.status), and its run context has just closed it KILLED: completed again, as the driver does.
+            child_runs(setup).complete_child(trial_id, reporter.stopped_at)
+        raise
     if result.diverged:
         # The run is already FAILED with the reason; Tune gets one last result with the worst value of its
         # metric (a result without the metric would abort the whole sweep), and the sweep goes on.

@@ -12,7 +12,9 @@ removable singularities at l = 0 (lam = 1/2), taken by their Taylor series near 
 """
 from __future__ import annotations
 
-from keras import ops
+from training.backend import keras
+
+ops = keras.ops
 
 # Below this |logit| the Taylor series are exact to float32 precision (next terms ~ l^5 / 1e5); above it the
 # closed forms are (the mean's cancels two terms ~ 1/l: at |l| = 0.1 that costs ~1e-6).

@@ -4,11 +4,8 @@ from __future__ import annotations
 import math
 from statistics import NormalDist
 
-from training import import_tensorflow
-
-import_tensorflow()
-import keras  # noqa: E402
-from keras import ops  # noqa: E402
+from training.backend import keras
+from keras import ops
 
 
 def encoder_trunk(image_shape, hidden, activation, name):

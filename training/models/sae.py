@@ -6,10 +6,7 @@ replicas, so the penalty and its gradient equal the single-device ones.
 """
 from __future__ import annotations
 
-from training import import_tensorflow
-
-import_tensorflow()
-import keras  # noqa: E402
+from training.backend import keras
 from keras import ops
 
 from training.config import SAEConfig

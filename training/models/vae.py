@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import math
 
-from training import import_tensorflow
-
-import_tensorflow()
-import keras  # noqa: E402
+from training.backend import keras
 from keras import ops
 
 from training.models import cbernoulli
