@@ -23,9 +23,11 @@ TUNING_FLAGS = {
     '--image-every', '--input-dropout', '--iw-refine-steps', '--iw-samples', '--iw-train-samples',
     '--kl-weight', '--latent-dim', '--learning-rate', '--lr-schedule', '--max-concurrent', '--max-epochs',
     '--max-failures', '--metric', '--mode', '--model', '--name', '--no-system-metrics', '--num-samples',
-    '--preset', '--recon-loss', '--register-as', '--resume', '--scheduler', '--search', '--seed', '--space',
+    '--perturbation-interval', '--preset', '--recon-loss', '--register-as', '--repeats', '--resume',
+    '--scheduler', '--search', '--seed', '--space',
     '--sparsity-target', '--sparsity-weight', '--storage-path', '--tracking-uri', '--traversal-steps',
     '--verbose', '--warmup-epochs', '--weight-decay', '--workers-per-trial',
+    '--warm-start', '--warm-start-top',  # issue 15 (tuning/warm_start.py)
 }
 # The flat config's keys (checkpoints' state.json, sweep states, Ray Train's loop config).
 CONFIG_KEYS = {

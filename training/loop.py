@@ -140,6 +140,10 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
     start_epoch, history = 0, []
     if ckpt.exists(checkpoint_dir):
         start_epoch, history = ckpt.restore(checkpoint_dir, model, optimizer, config.to_dict())
+        if not (config.lr_schedule == "cosine" or config.warmup_epochs):  # a constant rate (make_optimizer)
+            # The config's rate, not the one in the restored optimizer state: the same on a resume; a new one
+            # when a sweep's Population Based Training continues another trial's checkpoint (tuning/pbt.py).
+            optimizer.learning_rate = config.learning_rate
     # Every worker writes a checkpoint (saving may need all of them); only the chief's is kept.
     write_dir = checkpoint_dir if distribution.is_chief else tempfile.mkdtemp(prefix="aesweep-ckpt-")
 

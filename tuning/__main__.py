@@ -32,8 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 f"(default: the preset's epochs, else {SWEEP_EPOCHS})")
     s.add_argument("--search", choices=("random", "optuna"), default="random",
                    help="random sampling, or Optuna's TPE (Bayesian) through Ray's OptunaSearch")
-    s.add_argument("--scheduler", choices=("asha", "fifo"), default="asha",
-                   help="ASHA early stopping, or run every trial to the end")
+    s.add_argument("--scheduler", choices=("asha", "fifo", "pbt"), default="asha",
+                   help="ASHA early stopping, run every trial to the end (fifo), or Population Based Training "
+                        "over the learning rate and the loss weight (pbt; see tuning/pbt.py)")
+    s.add_argument("--perturbation-interval", type=optional(int), default=None, metavar="EPOCHS",
+                   help="with --scheduler pbt: epochs between exploits (default: a quarter of the epochs)")
+    s.add_argument("--repeats", type=int, default=1, metavar="R",
+                   help="train each sampled configuration with R seeds (the sweep's seed + 0..R-1) and rank "
+                        "configurations by the mean over seeds (default: 1)")
+    s.add_argument("--warm-start", default=None, metavar="SWEEP_OR_EXPERIMENT",
+                   help="begin with the results of an earlier sweep (its name) or of every sweep in an experiment: "
+                        "random search runs its best configurations first, Optuna is told all of them")
+    s.add_argument("--warm-start-top", type=int, default=4, metavar="K",
+                   help="with --warm-start and random search: how many of the best earlier configurations "
+                        "to run first (default: 4)")
     s.add_argument("--metric", default=None, help=f"validation metric to optimise (default: "
                                                   f"{SWEEP_METRIC['vae']} for the VAE, {SWEEP_METRIC['sae']} for the "
                                                   f"SAE, {CLUSTERING_SWEEP_METRIC} with --cluster-epochs)")
@@ -73,6 +85,8 @@ def sweep_from_args(args):
         raise UserError(f"invalid --max-epochs {args.max_epochs}: give at least 1 (or leave it out for the default)")
     if args.num_samples < 1:
         raise UserError(f"invalid --num-samples {args.num_samples}: give at least 1")
+    if args.repeats < 1:
+        raise UserError(f"invalid --repeats {args.repeats}: give at least 1")
     base = config_from_args(args, base=SWEEP_DEFAULTS)
     base = base.replace(epochs=args.max_epochs or (base.epochs if args.preset else SWEEP_EPOCHS),
                         seed=choose_seed(args.seed))
@@ -95,7 +109,8 @@ def sweep_from_args(args):
                        name=name, resume=args.resume, tracking_uri=args.tracking_uri, experiment=args.experiment,
                        register_as=args.register_as, image_every=args.image_every,
                        system_metrics=not args.no_system_metrics, verbose=args.verbose,
-                       start_points=start_points)
+                       start_points=start_points, repeats=args.repeats, warm_start=args.warm_start or "",
+                       warm_start_top=args.warm_start_top, perturbation_interval=args.perturbation_interval)
 
 
 def main(argv: list[str] | None = None) -> int:

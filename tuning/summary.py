@@ -61,10 +61,23 @@ def summarize(results, sweep, uri: str, experiment_id: str, parent_id: str) -> d
     runs = SweepRuns(uri, experiment_id, parent_id)
     metric, mode = sweep.metric, sweep.mode
     rows = trial_table(results, runs.children(), sweep.swept, metric)
+    repeated = getattr(sweep, "repeats", 1) > 1
+    if repeated:
+        from tuning import repeats
+
+        repeats.add_seeds(rows, [r.config for r in results], sweep.base.seed)
     rows.sort(key=lambda r: (not trained_to_end(r), -(r.get(metric) or -math.inf) if mode == "max"
                              else (r.get(metric) if r.get(metric) is not None else math.inf)))
     best = best_row(rows, metric, mode)
-    summary = {"parent_run_id": parent_id, "trials": rows, "best": best, "registration": None}
+    groups = None
+    if repeated:  # ranked by the mean over seeds; the champion is the best configuration's best seed
+        from tracking.sweep_history import log_configurations
+
+        groups = repeats.configurations(rows, sweep.swept, metric, mode, trained_to_end)
+        best = groups[0]["best"] if groups and groups[0]["complete"] else None
+        log_configurations(repeats.table(groups, sweep.swept, metric), metric, groups[0] if best else None)
+    summary = {"parent_run_id": parent_id, "trials": rows, "best": best, "registration": None,
+               "configurations": groups}
     log_comparison(rows, metric)
     if best is None:
         print("[aesweep] no trial trained to the end; nothing to register")
@@ -78,6 +91,12 @@ def summarize(results, sweep, uri: str, experiment_id: str, parent_id: str) -> d
                                 "best_run_name": best["run_name"]})
     log_traversal_panel(runs, rows, metric, sweep.top_k)
     summary["registration"] = register_best(runs.client, best, sweep)
+    if groups and summary["registration"] is not None:
+        from tracking.sweep_history import tag_champion
+
+        tag_champion(runs.client, summary["registration"].name, summary["registration"].version, metric, groups[0])
+    if groups:
+        repeats.print_configurations(groups, metric, mode)
     print_summary(rows, best, metric, summary["registration"], uri, sweep)
     return summary
 

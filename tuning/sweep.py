@@ -39,7 +39,7 @@ class SweepConfig:
     space: dict
     num_samples: int = 8
     search: str = "random"  # random | optuna
-    scheduler: str = "asha"  # asha | fifo
+    scheduler: str = "asha"  # asha | fifo | pbt
     metric: str = ""
     mode: str = ""
     cpus_per_trial: float = 1.0
@@ -60,6 +60,12 @@ class SweepConfig:
     verbose: bool = False
     # Points of the space tried first (e.g. a preset's): with FIFO the best trial is then at least as good.
     start_points: tuple[dict, ...] = ()
+    repeats: int = 1  # seeds per configuration (tuning/repeats.py)
+    warm_start: str = ""  # an earlier sweep or experiment to start from (tuning/warm_start.py)
+    warm_start_top: int = 4
+    told: tuple[tuple[dict, float], ...] = ()  # earlier (point, result) pairs told to Optuna
+    warm_start_from: str = ""
+    perturbation_interval: int | None = None  # PBT's, in epochs (tuning/pbt.py)
 
     @property
     def swept(self) -> tuple[str, ...]:
@@ -78,8 +84,15 @@ class SweepConfig:
             raise ConfigError(f"invalid num_samples={self.num_samples}: must be >= 1")
         if self.search not in ("random", "optuna"):
             raise ConfigError(f"invalid search={self.search!r}: choose random or optuna")
-        if self.scheduler not in ("asha", "fifo"):
-            raise ConfigError(f"invalid scheduler={self.scheduler!r}: choose asha or fifo")
+        if self.scheduler not in ("asha", "fifo", "pbt"):
+            raise ConfigError(f"invalid scheduler={self.scheduler!r}: choose asha, fifo or pbt")
+        if self.repeats < 1:
+            raise ConfigError(f"invalid --repeats {self.repeats}: give at least 1")
+        if self.warm_start_top < 1:
+            raise ConfigError(f"invalid --warm-start-top {self.warm_start_top}: give at least 1")
+        from tuning.pbt import check
+
+        check(self)
         if self.mode not in ("min", "max"):
             raise ConfigError(f"invalid mode={self.mode!r}: choose min or max")
         if self.workers_per_trial < 1:
@@ -219,7 +232,10 @@ def run(sweep: SweepConfig) -> dict:
 
     from tuning.space import to_tune
 
-    param_space = to_tune(sweep.space)  # validates the space before anything is created
+    from tuning import repeats, warm_start
+
+    param_space = repeats.tune_space(to_tune(sweep.space), sweep.repeats, sweep.search)  # validates the space
+    sweep = warm_start.apply(sweep, uri)  # before anything is created: an unknown sweep is one line
     # 1b. Ray first: on a cluster of several nodes, a local store cannot be reached by the others.
     init_ray(sweep, cluster)
     timing.mark("driver:ray")
@@ -232,7 +248,9 @@ def run(sweep: SweepConfig) -> dict:
     storage.joinpath(sweep.name).mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps({"parent_run_id": parent.run_id, "experiment_id": parent.experiment_id,
                                       "tracking_uri": parent.uri, "base": sweep.base.to_dict(),
-                                      "metric": sweep.metric, "mode": sweep.mode}, indent=1))
+                                      "metric": sweep.metric, "mode": sweep.mode, "repeats": sweep.repeats,
+                                      "scheduler": sweep.scheduler,
+                                      "perturbation_interval": sweep.perturbation_interval}, indent=1))
     print(f"[aesweep] sweep {sweep.name}: parent MLflow run {parent.run_id} (experiment {parent.experiment_id}) "
           f"at {safe_uri(parent.uri)}")
     from tracking.session import ending_run
@@ -266,7 +284,9 @@ def continued(sweep: SweepConfig, state: dict | None) -> SweepConfig:
     """The sweep to run: a resumed one continues as it started, whatever model, data or recipe flags are
     given now; a new one gets the driver's data paths made absolute (trials run in other directories)."""
     if state and "base" in state:
-        sweep = replace(sweep, base=TrainConfig.from_dict(state["base"]), metric=state["metric"], mode=state["mode"])
+        sweep = replace(sweep, base=TrainConfig.from_dict(state["base"]), metric=state["metric"], mode=state["mode"],
+                        # how its trials were made and are ranked (seed repeats, PBT) continues too
+                        **{k: state[k] for k in ("repeats", "scheduler", "perturbation_interval") if k in state})
         print(f"[aesweep] resuming {sweep.name} with its saved training config and metric "
               f"({sweep.metric}, {sweep.mode})")
         return sweep
@@ -327,24 +347,34 @@ def log_sweep_params(sweep: SweepConfig) -> None:
     log_parent(params={"metric": sweep.metric, "mode": sweep.mode, "search": sweep.search,
                        "scheduler": sweep.scheduler, "num_samples": sweep.num_samples,
                        "workers_per_trial": sweep.workers_per_trial,
-                       "space": json.dumps(sweep.space, sort_keys=True)[:6000]} | sweep.constants(),
+                       "space": json.dumps(sweep.space, sort_keys=True)[:6000]}
+               | ({"repeats": sweep.repeats} if sweep.repeats > 1 else {})
+               | ({"perturbation_interval": pbt_interval(sweep)} if sweep.scheduler == "pbt" else {})
+               | sweep.constants(),
                tags={"sweep": "true", "model_kind": sweep.base.model, "dataset": sweep.base.dataset,
                      "seed": str(sweep.base.seed)})
+    if sweep.warm_start:
+        from tracking.sweep_history import log_warm_start
+
+        log_warm_start(sweep.warm_start, sweep.warm_start_from, [dict(p) for p in sweep.start_points], len(sweep.told))
 
 
 def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, parent_id: str, storage: Path):
     from ray import tune
 
+    from tuning.repeats import tune_num_samples
     from tuning.status import ChildRunStatus
     from tuning.tracked_trial import TrialSetup
     from tuning.trial import run_trial
 
     setup = TrialSetup(base=sweep.base, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent_id,
-                       swept=sweep.swept, storage_path=str(storage / sweep.name),
+                       # with --repeats each trial's seed is its own: a swept value on its child run
+                       swept=sweep.swept + (("seed",) if sweep.repeats > 1 else ()),
+                       storage_path=str(storage / sweep.name),
                        workers_per_trial=sweep.workers_per_trial,
                        cpus_per_worker=sweep.cpus_per_trial, gpus_per_worker=sweep.gpus_per_trial,
                        image_every=image_cadence(sweep), system_metrics=sweep.system_metrics, verbose=sweep.verbose,
-                       metric=sweep.metric, mode=sweep.mode)
+                       metric=sweep.metric, mode=sweep.mode, pbt_keys=pbt_keys(sweep), pbt_interval=pbt_interval(sweep))
     if sweep.workers_per_trial > 1:
         # The trial only coordinates (Ray needs a non-empty request); its Train workers hold the CPUs/GPUs.
         resources = {"cpu": COORDINATOR_CPU}
@@ -367,7 +397,8 @@ def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, par
     else:
         tuner = tune.Tuner(
             trainable, param_space=param_space,
-            tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples,
+            tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode,
+                                        num_samples=tune_num_samples(sweep.num_samples, sweep.repeats, sweep.search),
                                         scheduler=scheduler(sweep), search_alg=searcher(sweep, max_concurrent),
                                         # (a generator of ours carries the limit itself)
                                         max_concurrent_trials=None if own_generator(sweep) else max_concurrent,
@@ -375,7 +406,8 @@ def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, par
             run_config=tune.RunConfig(
                 name=sweep.name, storage_path=str(storage),
                 failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                # PBT clones a donor's checkpoint while the donor trains on: keep them (one per interval)
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=None if sweep.scheduler == "pbt" else 1),
                 callbacks=[ChildRunStatus(uri, experiment_id, parent_id)],
                 progress_reporter=progress_reporter(sweep), verbose=3 if sweep.verbose else 1))
     t0 = time.time()
@@ -392,8 +424,9 @@ def reuse_processes(sweep: SweepConfig) -> bool:
     """Whether a trial's process (Tune's actor) runs the next trial: single-worker trials reuse their warm
     process (imports, TensorFlow, MLflow's client done once; tuning.trial resets the state between trials),
     which saved most of a short trial's overhead (BENCHMARKS.md, Sweep overhead). A multi-worker trial only
-    coordinates its Ray Train workers, which each trial starts anew."""
-    return sweep.workers_per_trial == 1
+    coordinates its Ray Train workers, which each trial starts anew. Under PBT a trial is restarted at each
+    exploit (and pause) in a fresh process: not yet tried with reused ones."""
+    return sweep.workers_per_trial == 1 and sweep.scheduler != "pbt"
 
 
 def progress_reporter(sweep: SweepConfig):
@@ -404,6 +437,18 @@ def progress_reporter(sweep: SweepConfig):
                             max_report_frequency=15, sort_by_metric=True, max_progress_rows=12)
 
 
+def pbt_keys(sweep: SweepConfig) -> tuple[str, ...]:
+    from tuning.pbt import mutable_keys
+
+    return mutable_keys(sweep.space, sweep.base.model) if sweep.scheduler == "pbt" else ()
+
+
+def pbt_interval(sweep: SweepConfig) -> int:
+    from tuning.pbt import interval
+
+    return interval(sweep.base.epochs, sweep.perturbation_interval)
+
+
 def grace_period(sweep: SweepConfig) -> int:
     return max(1, sweep.base.epochs // 4)
 
@@ -411,6 +456,10 @@ def grace_period(sweep: SweepConfig) -> int:
 def scheduler(sweep: SweepConfig):
     if sweep.scheduler == "fifo":
         return None
+    if sweep.scheduler == "pbt":
+        from tuning.pbt import scheduler as pbt_scheduler
+
+        return pbt_scheduler(sweep)
     from ray.tune.schedulers import ASHAScheduler
 
     return ASHAScheduler(time_attr="epoch", max_t=sweep.base.epochs, grace_period=grace_period(sweep),
@@ -436,10 +485,17 @@ def searcher(sweep: SweepConfig, max_concurrent: int | None = None):
 
         # Seeded (see choose_seed): the same --seed samples the same points. A generator passed in is not limited by
         # TuneConfig.max_concurrent_trials: it carries the limit itself.
+        # With --repeats, the sampled values stay the same over the repeat index's grid (tuning/repeats.py).
         return BasicVariantGenerator(points_to_evaluate=points, max_concurrent=max_concurrent or 0,
-                                     random_state=sweep.base.seed)
+                                     random_state=sweep.base.seed, constant_grid_search=sweep.repeats > 1)
     try:
         from ray.tune.search.optuna import OptunaSearch
     except ImportError:
         raise ConfigError("--search optuna needs the optuna package: pip install optuna") from None
-    return OptunaSearch(seed=sweep.base.seed, points_to_evaluate=points)
+    from tuning.repeats import wrap_searcher
+
+    if sweep.told:  # a warm start: earlier results told to the study, not run again (tuning/warm_start.py)
+        points, rewards = [dict(p) for p, _ in sweep.told], [float(v) for _, v in sweep.told]
+        return wrap_searcher(OptunaSearch(seed=sweep.base.seed, points_to_evaluate=points, evaluated_rewards=rewards),
+                             sweep.repeats, sweep.search)
+    return wrap_searcher(OptunaSearch(seed=sweep.base.seed, points_to_evaluate=points), sweep.repeats, sweep.search)

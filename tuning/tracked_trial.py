@@ -35,6 +35,8 @@ class TrialSetup:
     verbose: bool = False
     metric: str = ""  # the sweep's metric and mode: a diverged trial reports the worst value of it
     mode: str = "max"
+    pbt_keys: tuple[str, ...] = ()  # under --scheduler pbt: the values PBT changes as trials train (tuning/pbt.py)
+    pbt_interval: int = 1
 
 
 class TuneReporter(Callback):
@@ -125,7 +127,9 @@ def train_tracked(config: TrainConfig, setup: TrialSetup, run_id: str | None, ch
         return train(config, callbacks=[reporter], checkpoint_dir=str(checkpoint_dir), dataset=data)
     from tracking.session import tracked_run
 
-    with tracked_run(config, data, tracking_uri=setup.tracking_uri, run_id=run_id, param_keys=setup.swept,
+    # Under PBT a trial's values change: its child run's params are its first ones (tuning/pbt.py records the rest).
+    with tracked_run(config, data, tracking_uri=setup.tracking_uri, run_id=run_id,
+                     param_keys=() if setup.pbt_keys else setup.swept,
                      headline=setup.metric or None, system_metrics=setup.system_metrics,
                      image_every=setup.image_every, quiet=True) as tracked:
         timing.mark("run_started")

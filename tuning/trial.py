@@ -52,8 +52,10 @@ def run_trial(sampled: dict, setup: TrialSetup) -> None:
     from ray import tune
 
     from tuning import timing
+    from tuning.repeats import seeded
     from tuning.space import trial_config
 
+    sampled = seeded(sampled, setup.base.seed)  # --repeats: the repeat index becomes the trial's seed
     context = tune.get_context()
     trial_id, trial_name = context.get_trial_id(), context.get_trial_name()
     timing.start(trial_id)
@@ -79,6 +81,10 @@ def run_trial(sampled: dict, setup: TrialSetup) -> None:
     checkpoint_dir = Path(tempfile.mkdtemp(prefix=f"aesweep-{trial_id}-"))
     if (epoch := restore_checkpoint(tune.get_checkpoint(), checkpoint_dir)) is not None:
         runs.set_tag(run_id, "resumed_from_epoch", str(epoch))
+    if setup.pbt_keys:
+        from tuning.pbt import on_start
+
+        on_start(setup, sampled, trial_id, run_id, checkpoint_dir, epoch)  # records an exploit
     try:
         train_in_process(config, setup, trial_id, run_id, checkpoint_dir, tune.report)
     finally:
@@ -92,6 +98,10 @@ def train_in_process(config: TrainConfig, setup: TrialSetup, trial_id: str, run_
     from ray import tune
 
     reporter = TuneReporter(report, tune.Checkpoint)
+    if setup.pbt_keys:
+        from tuning.pbt import reporter as pbt_reporter
+
+        reporter = pbt_reporter(report, tune.Checkpoint, setup.pbt_interval)
     try:
         result = train_tracked(config, setup, run_id, checkpoint_dir, reporter)
     except SystemExit:
