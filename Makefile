@@ -56,8 +56,11 @@ lock:
 	$(UV) pip compile pyproject.toml requirements/gpu.in --extra gpu --extra server --python-version 3.12 \
 		$(LOCK_FLAGS) -o requirements/gpu-py3.12.txt
 
-# The suite, but for the slowest tests (`make test-slow`, run by CI too): the two-node Ray cluster
-# (tests/test_cluster.py), the showcase sweep (tests/test_showcase.py) and the killed-driver resume.
+# The suite, but for the slowest tests (`make test-slow`, run by CI too; `pytest -m slow` lists them): the
+# two-node Ray cluster (tests/test_cluster.py), the showcase sweep (tests/test_showcase.py), the killed-driver
+# resume, the warm-start, PBT, repeats, two-workers-per-trial, retried-trial and all-trials-fail sweeps, the
+# report's ASHA sweep, the benchmarks' --quick runs and the deploy tests that start servers. make test took
+# 18 min on a fresh clone of the 2-core machine before the last five of these moved here (2026-11-28).
 test: venv
 	$(PY) -m pytest -q -m "not cluster and not slow"
 

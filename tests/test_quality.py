@@ -3,11 +3,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from benchmarks.quality import HEADER
 from tests.conftest import ROOT, SHARED_DATA
 
 
+@pytest.mark.slow  # make test-slow (CI runs it): one of the slowest in make test
 def test_quick_benchmark_writes_a_table(tmp_path):
     out_file = tmp_path / "BENCHMARKS.md"
     out_file.write_text("# Benchmarks\n\nkept text\n")

@@ -85,6 +85,7 @@ def test_diverging_trial_fails_alone_ray_listens_on_loopback_and_secrets_stay_ou
     assert (tmp_path / ".ray" / "auth_token").stat().st_mode & 0o077 == 0
 
 
+@pytest.mark.slow  # make test-slow (CI runs it): one of the slowest in make test
 def test_every_trial_failing_fails_the_sweep_in_one_line(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text("learning_rate: 10.0\nlatent_dim: 4\n")

@@ -80,6 +80,7 @@ def test_repeats_below_one_is_one_line(tmp_path):
     assert out.returncode == 2 and out.stderr.strip() == "error: invalid --repeats 0: give at least 1"
 
 
+@pytest.mark.slow  # make test-slow (CI runs it): one of the slowest in make test
 def test_sweep_with_repeats_ranks_configurations_and_registers_the_best_seed(tmp_path):
     out = sweep_cli(tmp_path, "--num-samples", "2", "--repeats", "2", "--max-epochs", "1", "--scheduler", "fifo",
                     "--hidden", "16", "--seed", "5", "--name", "rep", "--register-as", "rep-vae",

@@ -269,6 +269,7 @@ def test_sweep_registers_its_best_trial_as_champion(mlflow_run_sweep):
 # ------------------------------------------------------------------ failures, workers, resume
 
 
+@pytest.mark.slow  # make test-slow (CI runs it): one of the slowest in make test
 def test_failing_trial_is_retried_then_failed_while_others_finish(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text("sparsity_target: {grid: [0.1, 1.5]}\nlatent_dim: 4\n")  # rho = 1.5 is invalid
@@ -290,6 +291,7 @@ def test_failing_trial_is_retried_then_failed_while_others_finish(tmp_path):
     assert bad.data.tags["attempts"] == "2"  # the first try and one retry
 
 
+@pytest.mark.slow  # make test-slow (CI runs it): one of the slowest in make test
 def test_two_workers_per_trial_run_multiworker_mirrored(tmp_path):
     # Two workers of 0.5 logical CPU each, plus the trial's coordinator, fit this 2-CPU machine.
     # The SAE with every cross-replica term: the sparsity mean, the InfoNCE all_gather and IDEC.
