@@ -203,15 +203,17 @@ def slice_figure(trials, params: list[tuple[str, bool, list | None, tuple | None
                 ax.set_ylabel(f"mean {metric} ± sd" if hasattr(scored[0], "sd") else metric)
         for ax in list(axes.flat)[n:]:
             ax.set_axis_off()
+        repeats = hasattr(scored[0], "sd")
         if art is not None:
             from matplotlib.ticker import MaxNLocator
 
-            bar = fig.colorbar(art, ax=axes, label="trial", pad=0.01)
+            bar = fig.colorbar(art, ax=axes, label="its first seed's trial" if repeats else "trial", pad=0.01)
             bar.locator = MaxNLocator(integer=True)
             bar.update_ticks()
-        fig.suptitle(f"slice plots: {metric} against each hyperparameter (o: trained to the end, X: stopped early, "
-                     f"square: interrupted or failed)",
-                     fontsize=13)
+        fig.suptitle(f"slice plots: mean {metric} ± sd over seeds against each hyperparameter (o: every seed trained "
+                     f"to the end, square: not every seed)" if repeats else
+                     f"slice plots: {metric} against each hyperparameter (o: trained to the end, X: stopped early, "
+                     f"square: interrupted or failed)", fontsize=13)
     return fig
 
 
@@ -253,8 +255,8 @@ def lineage_figure(trials, exploits: list[dict], keys: list[str]):
         if last <= 25:
             ax.set_xticks(range(0, last + 1))
         ax.grid(axis="x", alpha=0.3)
-        ax.set_title("PBT lineage: each arrow goes from the donor to the trial that continued from the donor's "
-                     "checkpoint at that epoch, with the new values", loc="left", fontsize=12)
+        ax.set_title("arrow: from the donor to the trial that continued from its checkpoint at that epoch\n"
+                     "label: the exploit's number and the new values", loc="left", fontsize=12)
     return fig
 
 

@@ -178,7 +178,7 @@ def figure_sections(page: Page) -> None:
         values, caption = importance(s)
     except Exception as e:  # an analysis of a view: the rest of the page stands
         values, caption = {}, f"fANOVA failed: {type(e).__name__}: {e}"
-    few = " Few trials make it a rough guide." if len(items) < 20 else ""
+    few = f" Few {'configurations' if s.configurations else 'trials'} make it a rough guide." if len(items) < 20 else ""
     shown = esc(spread(s)) if s.configurations else ""
     page.section("importance", "Parameter importance",
                  f'<p class="note">{esc(caption)}.{few}</p>'
