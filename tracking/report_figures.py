@@ -244,8 +244,9 @@ def lineage_figure(trials, exploits: list[dict], keys: list[str]):
                             arrowprops=dict(arrowstyle="-|>", color=colour[y0], lw=2, mutation_scale=18,
                                             shrinkA=4, shrinkB=4, connectionstyle="arc3,rad=0.25"))
             ax.scatter([e["epoch"]], [y], marker="o", s=60, color="white", edgecolors="black", zorder=5)
-            ax.annotate(f"#{e['index']} {label}", (e["epoch"], y), xytext=(8, 9 if k % 2 == 0 else -17),
-                        textcoords="offset points", fontsize=11, zorder=6,
+            end = e["epoch"] >= last  # at the last epoch: the label to the left of the point
+            ax.annotate(label, (e["epoch"], y), xytext=(-8 if end else 8, 9 if k % 2 == 0 else -17),
+                        textcoords="offset points", fontsize=11, zorder=6, ha="right" if end else "left",
                         bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85))
         ax.set_yticks([t.number for t in drawn], [f"#{t.number} {t.run_name}"[:40] for t in drawn])
         ax.set_ylim(min(t.number for t in drawn) - 0.7, max(t.number for t in drawn) + 0.7)
@@ -256,7 +257,7 @@ def lineage_figure(trials, exploits: list[dict], keys: list[str]):
             ax.set_xticks(range(0, last + 1))
         ax.grid(axis="x", alpha=0.3)
         ax.set_title("arrow: from the donor to the trial that continued from its checkpoint at that epoch\n"
-                     "label: the exploit's number and the new values", loc="left", fontsize=12)
+                     "label: the trial's new values", loc="left", fontsize=12)
     return fig
 
 
