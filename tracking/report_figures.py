@@ -210,8 +210,8 @@ def slice_figure(trials, params: list[tuple[str, bool, list | None, tuple | None
             bar = fig.colorbar(art, ax=axes, label="its first seed's trial" if repeats else "trial", pad=0.01)
             bar.locator = MaxNLocator(integer=True)
             bar.update_ticks()
-        fig.suptitle(f"slice plots: mean {metric} ± sd over seeds against each hyperparameter (o: every seed trained "
-                     f"to the end, square: not every seed)" if repeats else
+        fig.suptitle(f"slice plots: mean {metric} ± sd over seeds (o: every seed trained to the end, "
+                     f"square: not every seed)" if repeats else
                      f"slice plots: {metric} against each hyperparameter (o: trained to the end, X: stopped early, "
                      f"square: interrupted or failed)", fontsize=13)
     return fig
