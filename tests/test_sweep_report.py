@@ -319,3 +319,23 @@ def test_a_pbt_sweep_draws_its_lineage(population, tmp_path):
     logged = {a.path for a in population["client"].list_artifacts(population["pid"], "report")}
     assert "report/pbt-lineage.png" in logged
     assert 'id="configurations"' not in page
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_real_pbt_sweep_reports_its_lineage(tmp_path):
+    """The tiny real PBT sweep of tests/test_pbt.py (2 trials, 4 epochs, perturbation every 2): the report it
+    writes at its end has the lineage figure and a row for each exploit its child runs record."""
+    out = sweep_cli(tmp_path, "--scheduler", "pbt", "--num-samples", "2", "--max-epochs", "4",
+                    "--perturbation-interval", "2", "--hidden", "16", "--seed", "0", "--name", "pbt",
+                    "--no-system-metrics", "--max-failures", "0")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    kids = children(client, the_parent(client).info.run_id)
+    recorded = sum(int(k.data.tags.get("pbt_exploits", "0")) for k in kids)
+    assert recorded, "no trial was exploited: " + out.stdout[-2000:]
+    page = (tmp_path / "ray" / "pbt" / "report" / "index.html").read_text()
+    section = page.split('<section id="pbt">')[1].split("</section>")[0]
+    assert f"{recorded} exploits" in section and 'alt="PBT lineage"' in section
+    assert len(re.findall(r"<tr><td class=\"num\">\d+</td>", section)) == recorded
+    assert (tmp_path / "ray" / "pbt" / "report" / "pbt-lineage.png").stat().st_size > 5000
