@@ -290,12 +290,13 @@ def population(tmp_path_factory):
     exp, pid = new_sweep(client, "population", {"metric": "val_elbo", "mode": "max", "scheduler": "pbt",
                                                 "space": json.dumps(space)})
     start = [(1e-3, 1.0), (3e-4, 0.7), (5e-3, 1.3)]
-    ids = [child(client, exp, pid, f"lr={lr} kl={kl}", {"learning_rate": lr, "kl_weight": kl},
+    ids = [child(client, exp, pid, f"lr={lr} kl={kl}", {"learning_rate": lr, "kl_weight": kl, "latent_dim": 8},
                  [-50 + 4 * e - 3 * n for e in range(1, 5)]) for n, (lr, kl) in enumerate(start)]
-    for run_id, (lr, kl) in zip(ids, start):
+    for run_id, (lr, kl) in zip(ids, start):  # step 0: the mutable keys' initial values (tuning.pbt.on_start)
         log_hyperparameters(uri, run_id, 0, {"learning_rate": lr, "kl_weight": kl})
-    exploits = [(ids[2], 2, {"learning_rate": 1.2e-3, "kl_weight": 0.8}),
-                (ids[1], 4, {"learning_rate": 8e-4, "kl_weight": 1.2})]
+    # an exploit's new values: every swept key, latent_dim copied from the donor (not mutated by PBT)
+    exploits = [(ids[2], 2, {"learning_rate": 1.2e-3, "kl_weight": 0.8, "latent_dim": 8}),
+                (ids[1], 4, {"learning_rate": 8e-4, "kl_weight": 1.2, "latent_dim": 8})]
     for run_id, epoch, new in exploits:
         record_exploit(uri, run_id, "train_00000", ids[0], epoch, new, {"val_elbo": -45.0})
     client.set_terminated(pid, "FINISHED")
@@ -316,6 +317,7 @@ def test_a_pbt_sweep_draws_its_lineage(population, tmp_path):
         assert f"runs/{run_id}\"" in recipient and f"runs/{population['ids'][0]}\"" in donor and "#1 " in donor
         assert f"kl_weight={new['kl_weight']}" in cells
     assert "learning_rate=1.2e-3" in rows[0][1] and "learning_rate=8.0e-4" in rows[1][1]
+    assert "latent_dim" not in section  # not mutated: no new value of it is shown
     logged = {a.path for a in population["client"].list_artifacts(population["pid"], "report")}
     assert "report/pbt-lineage.png" in logged
     assert 'id="configurations"' not in page

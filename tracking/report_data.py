@@ -187,8 +187,7 @@ def load_sweep(uri: str, name: str | None = None, run_id: str | None = None) -> 
                             stopped_at=int(stopped) if stopped and stopped.isdigit() else None,
                             model_uri=tags.get("pyfunc_model_uri"), failure_reason=tags.get("failure_reason"),
                             exploits=exploits_of(tags)))
-    pbt_keys = sorted({k.removeprefix("pbt/") for run in kids for k in run.data.metrics
-                       if k.startswith("pbt/") and k != "pbt/exploit" and not k.startswith("pbt/donor_")})
+    pbt_keys = mutated_keys(client, kids)
     if not space:  # every key a child holds is a swept one (children hold only their swept values)
         space = {k: {} for t in trials for k in t.params}
     settings = {k: v for k, v in params.items() if k not in space and k not in NOT_SETTINGS
@@ -197,6 +196,21 @@ def load_sweep(uri: str, name: str | None = None, run_id: str | None = None) -> 
                  experiment_name=exp.name, status=parent.info.status, metric=metric, mode=mode, space=space,
                  settings=settings, tags=parent.data.tags, trials=trials, pbt_keys=pbt_keys,
                  configurations=load_configurations(client, parent.info.run_id, metric, space, trials))
+
+
+def mutated_keys(client: MlflowClient, kids) -> list[str]:
+    """The hyperparameters PBT mutates: a trial logs `pbt/<key>` at step 0 only for those (its initial values);
+    an exploit also logs the values it copied from the donor (latent_dim, ...) at its epoch."""
+    found: set[str] = set()
+    for run in kids:
+        if not any(k.startswith("pbt/") for k in run.data.metrics):
+            continue
+        for key in run.data.metrics:
+            name = key.removeprefix("pbt/")
+            if key.startswith("pbt/") and key != "pbt/exploit" and not name.startswith("donor_") \
+                    and name not in found and any(m.step == 0 for m in client.get_metric_history(run.info.run_id, key)):
+                found.add(name)
+    return sorted(found)
 
 
 def exploits_of(tags: dict) -> list[dict]:
