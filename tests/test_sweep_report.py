@@ -305,10 +305,11 @@ def population(tmp_path_factory):
 
 def test_a_pbt_sweep_draws_its_lineage(population, tmp_path):
     out = tmp_path / "p"
-    assert tracking_main(["report", "--tracking-uri", population["uri"], "--sweep", "population", "--out", str(out)]) == 0
+    assert tracking_main(["report", "--tracking-uri", population["uri"], "--sweep", "population",
+                          "--out", str(out)]) == 0
     page = (out / "index.html").read_text()
     section = page.split('<section id="pbt">')[1].split("</section>")[0]
-    assert "<h2>PBT lineage</h2>" in section and "2 exploits" in section and "kl_weight, learning_rate" in section
+    assert "<h2>PBT lineage</h2>" in section and "Exploits: 2." in section and "kl_weight, learning_rate" in section
     assert (out / "pbt-lineage.png").stat().st_size > 5000 and 'alt="PBT lineage"' in section
     rows = re.findall(r"<tr><td class=\"num\">(\d+)</td>(.*?)</tr>", section)
     assert [epoch for epoch, _ in rows] == ["2", "4"]
@@ -338,6 +339,6 @@ def test_a_real_pbt_sweep_reports_its_lineage(tmp_path):
     assert recorded, "no trial was exploited: " + out.stdout[-2000:]
     page = (tmp_path / "ray" / "pbt" / "report" / "index.html").read_text()
     section = page.split('<section id="pbt">')[1].split("</section>")[0]
-    assert f"{recorded} exploits" in section and 'alt="PBT lineage"' in section
+    assert f"Exploits: {recorded}." in section and 'alt="PBT lineage"' in section
     assert len(re.findall(r"<tr><td class=\"num\">\d+</td>", section)) == recorded
     assert (tmp_path / "ray" / "pbt" / "report" / "pbt-lineage.png").stat().st_size > 5000

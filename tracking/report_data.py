@@ -312,7 +312,8 @@ def importance(sweep: Sweep, seed: int = 0) -> tuple[dict[str, float], str]:
         done = [(c, c.value) for c in sweep.configurations if c.complete and all(k in c.params for k in names)]
         which = f"the means over seeds of the {len(done)} configurations whose every seed trained to the end"
         if len(done) < 2:
-            done = [(c, c.value) for c in sweep.configurations if c.value is not None and all(k in c.params for k in names)]
+            done = [(c, c.value) for c in sweep.configurations
+                    if c.value is not None and all(k in c.params for k in names)]
             which = f"the means over seeds of {len(done)} configurations (fewer than 2 had every seed train to the end)"
     elif len(done) < 2:  # (ASHA stopped the rest) every trial's value at the last epoch they all reached
         reached = [t for t in sweep.trials if t.history and t.status != "FAILED" and all(k in t.params for k in names)]

@@ -8,7 +8,8 @@ Sections: the settings (what varies, then the constants), the optimisation histo
 trials' traversals and prior samples side by side, and every trial with links into the MLflow UI. A sweep with
 seed repeats (`--repeats`) also gets its configurations ranked by the mean over seeds (mean ± sd, each seed's value),
 and its history, slices and importance on those means; a PBT sweep gets its lineage (who exploited whom, when, with
-which new values). A sweep writes it at its end (`write_at_end`); the command regenerates it for any finished or interrupted sweep.
+which new values). A sweep writes it at its end (`write_at_end`); the command regenerates it for any finished or
+interrupted sweep.
 """
 from __future__ import annotations
 
@@ -159,8 +160,8 @@ def pbt_section(page: Page) -> None:
     keys = ", ".join(s.pbt_keys) or "the mutable hyperparameters"
     body = (f'<p class="note">Population Based Training: at an exploit, a trial stopped its own training, continued '
             f"from the donor's checkpoint of that epoch and went on with new values of {esc(keys)} (the child "
-            f"runs' tags <code>pbt_exploit_&lt;n&gt;</code> and metrics <code>pbt/*</code>). {len(exploits)} "
-            f"exploits.</p>"
+            f"runs' tags <code>pbt_exploit_&lt;n&gt;</code> and metrics <code>pbt/*</code>). Exploits: "
+            f"{len(exploits)}.</p>"
             + page.figure("pbt-lineage.png", figures.lineage_figure(s.trials, exploits, s.pbt_keys), "PBT lineage")
             + "<table><tr><th>epoch</th><th>trial (recipient)</th><th>donor</th><th>new values</th></tr>\n"
             + "\n".join(rows) + "</table>")
@@ -171,8 +172,9 @@ def figure_sections(page: Page) -> None:
     s = page.sweep
     items = s.configurations or s.trials  # with seed repeats: one point per configuration, its mean ± sd
     means = (f'<p class="note">One point per configuration: the mean {esc(s.metric)} over its seeds, the bar its sd; '
-             f"best so far among configurations whose every seed trained to the end.</p>") if s.configurations else ""
-    page.section("history", "Optimisation history", means + page.figure(
+             f"{{}}.</p>") if s.configurations else "{}"
+    page.section("history", "Optimisation history", means.format(
+        "best so far among configurations whose every seed trained to the end") + page.figure(
         "history.png", figures.history_figure(items, s.metric, s.mode), f"{s.metric} of each trial in order"))
     try:
         values, caption = importance(s)
@@ -202,8 +204,7 @@ def figure_sections(page: Page) -> None:
             kind, arg = next(iter(spec.items())) if spec else (None, None)
             bounds = tuple(arg) if kind in ("uniform", "loguniform", "randint") else None
             params.append((k, is_log(spec), categories(spec, values), bounds))
-    page.section("slices", "Slice plots", means.replace("best so far among configurations whose every seed trained "
-                                                        "to the end", "colour: the configuration's first trial")
+    page.section("slices", "Slice plots", means.format("colour: the trial its first seed ran in")
                  + page.figure("slices.png", figures.slice_figure(items, params, s.metric),
                                "the metric against each hyperparameter"))
 
