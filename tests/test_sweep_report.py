@@ -193,3 +193,152 @@ def test_report_opens_offline_in_chromium_with_every_figure(sweep, tmp_path):
                               shots / "report-asha.png")
         finally:
             browser.close()
+
+
+def new_sweep(client, name: str, params: dict):
+    exp = client.get_experiment_by_name("aesweep-vae-digits") or client.get_experiment(
+        client.create_experiment("aesweep-vae-digits"))
+    parent = client.create_run(exp.experiment_id, run_name=name, tags={"sweep": "true"})
+    for key, value in params.items():
+        client.log_param(parent.info.run_id, key, value)
+    return exp.experiment_id, parent.info.run_id
+
+
+def child(client, exp, pid, name, params, values, status="FINISHED"):
+    run = client.create_run(exp, run_name=name, tags={"mlflow.parentRunId": pid})
+    for key, value in params.items():
+        client.log_param(run.info.run_id, key, str(value))
+    for epoch, value in enumerate(values, start=1):
+        client.log_metric(run.info.run_id, "val_elbo", value, step=epoch)
+    client.set_terminated(run.info.run_id, status)
+    return run.info.run_id
+
+
+@pytest.fixture(scope="module")
+def repeated(tmp_path_factory):
+    """A finished `--repeats 2` sweep of 3 configurations (6 children, seeds 5 and 6), written straight into a real
+    MLflow store; its configurations.json by the sweep's own code (tuning.repeats, tracking.sweep_history)."""
+    import mlflow
+
+    from tracking.sweep_history import log_configurations
+    from tuning import repeats
+
+    tmp = tmp_path_factory.mktemp("repeats")
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    client = MlflowClient(uri)
+    space = {"latent_dim": {"choice": [4, 8]}, "learning_rate": {"loguniform": [1e-4, 1e-2]}}
+    exp, pid = new_sweep(client, "repeated", {"metric": "val_elbo", "mode": "max", "scheduler": "fifo",
+                                              "repeats": "2", "seed": "5", "space": json.dumps(space)})
+    # (latent, lr) -> final val_elbo of seed 5 and seed 6: config B is best on average, A has the best single seed
+    finals = {(4, 1e-3): (-30.0, -36.0), (8, 3e-4): (-31.0, -31.5), (8, 5e-3): (-40.0, -38.0)}
+    rows = []
+    for (latent, lr), pair in finals.items():
+        for seed, final in zip((5, 6), pair):
+            params = {"latent_dim": latent, "learning_rate": lr, "seed": seed}
+            run_id = child(client, exp, pid, f"latent={latent} lr={lr} seed={seed}", params, [final - 5, final])
+            rows.append(params | {"run_id": run_id, "status": "FINISHED", "stopped_early": False, "val_elbo": final})
+    groups = repeats.configurations(rows, ("latent_dim", "learning_rate"), "val_elbo", "max")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run(run_id=pid):
+            log_configurations(repeats.table(groups, ("latent_dim", "learning_rate"), "val_elbo"), "val_elbo",
+                               groups[0])
+    finally:
+        mlflow.set_tracking_uri(previous)
+    client.set_terminated(pid, "FINISHED")
+    return {"uri": uri, "pid": pid, "groups": groups, "rows": rows}
+
+
+def test_a_repeated_sweep_ranks_configurations_by_their_mean(repeated, tmp_path):
+    out = tmp_path / "r"
+    assert tracking_main(["report", "--tracking-uri", repeated["uri"], "--sweep", "repeated", "--out", str(out),
+                          "--no-log"]) == 0
+    page = (out / "index.html").read_text()
+    section = page.split('<section id="configurations">')[1].split("</section>")[0]
+    assert "Configurations (mean ± sd over seeds)" in section
+    # ranked by the mean: (8, 3e-4) at -31.25 first although (4, 1e-3) has the best single seed (-30)
+    table_rows = re.findall(r"<tr><td class=\"num\">(\d)</td>(.*?)</tr>", section)
+    assert [r[0] for r in table_rows] == ["1", "2", "3"]
+    for (rank, cells), group in zip(table_rows, repeated["groups"]):
+        mean, sd = group["mean"], group["sd"]
+        assert f"{mean:.4f} ± {sd:.4f}" in cells
+        for row in group["rows"]:  # each seed's value, linked to its run
+            assert f"runs/{row['run_id']}\">seed {row['seed']}</a>: {row['val_elbo']:.4f}" in cells
+    assert "-31.2500 ± 0.3536" in table_rows[0][1]
+    # history and slices per configuration; importance on the means, the spread said
+    importance = page.split('<section id="importance">')[1].split("</section>")[0]
+    assert "the means over seeds of the 3 configurations" in importance
+    assert "between configurations (sd of their means)" in importance
+    assert "One point per configuration" in page.split('<section id="history">')[1]
+    for png in ("history", "importance", "slices"):
+        assert (out / f"{png}.png").stat().st_size > 1000
+    assert 'id="pbt"' not in page
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory):
+    """A finished PBT sweep of 3 trials over 4 epochs, exploits at epoch 2 (trial 3 from trial 1) and epoch 4
+    (trial 2 from trial 1), written straight into a real MLflow store by the sweep's own writers
+    (tracking.sweep_history.record_exploit, log_hyperparameters)."""
+    from tracking.sweep_history import log_hyperparameters, record_exploit
+
+    tmp = tmp_path_factory.mktemp("pbt")
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    client = MlflowClient(uri)
+    space = {"learning_rate": {"loguniform": [1e-4, 1e-2]}, "kl_weight": {"uniform": [0.5, 1.5]}}
+    exp, pid = new_sweep(client, "population", {"metric": "val_elbo", "mode": "max", "scheduler": "pbt",
+                                                "space": json.dumps(space)})
+    start = [(1e-3, 1.0), (3e-4, 0.7), (5e-3, 1.3)]
+    ids = [child(client, exp, pid, f"lr={lr} kl={kl}", {"learning_rate": lr, "kl_weight": kl, "latent_dim": 8},
+                 [-50 + 4 * e - 3 * n for e in range(1, 5)]) for n, (lr, kl) in enumerate(start)]
+    for run_id, (lr, kl) in zip(ids, start):  # step 0: the mutable keys' initial values (tuning.pbt.on_start)
+        log_hyperparameters(uri, run_id, 0, {"learning_rate": lr, "kl_weight": kl})
+    # an exploit's new values: every swept key, latent_dim copied from the donor (not mutated by PBT)
+    exploits = [(ids[2], 2, {"learning_rate": 1.2e-3, "kl_weight": 0.8, "latent_dim": 8}),
+                (ids[1], 4, {"learning_rate": 8e-4, "kl_weight": 1.2, "latent_dim": 8})]
+    for run_id, epoch, new in exploits:
+        record_exploit(uri, run_id, "train_00000", ids[0], epoch, new, {"val_elbo": -45.0})
+    client.set_terminated(pid, "FINISHED")
+    return {"uri": uri, "pid": pid, "ids": ids, "exploits": exploits, "client": client}
+
+
+def test_a_pbt_sweep_draws_its_lineage(population, tmp_path):
+    out = tmp_path / "p"
+    assert tracking_main(["report", "--tracking-uri", population["uri"], "--sweep", "population",
+                          "--out", str(out)]) == 0
+    page = (out / "index.html").read_text()
+    section = page.split('<section id="pbt">')[1].split("</section>")[0]
+    assert "<h2>PBT lineage</h2>" in section and "Exploits: 2." in section and "kl_weight, learning_rate" in section
+    assert (out / "pbt-lineage.png").stat().st_size > 5000 and 'alt="PBT lineage"' in section
+    rows = re.findall(r"<tr><td class=\"num\">(\d+)</td>(.*?)</tr>", section)
+    assert [epoch for epoch, _ in rows] == ["2", "4"]
+    for (epoch, cells), (run_id, _, new) in zip(rows, population["exploits"]):
+        recipient, donor = cells.split("</td><td>")[:2]
+        assert f"runs/{run_id}\"" in recipient and f"runs/{population['ids'][0]}\"" in donor and "#1 " in donor
+        assert f"kl_weight={new['kl_weight']}" in cells
+    assert "learning_rate=1.2e-3" in rows[0][1] and "learning_rate=8.0e-4" in rows[1][1]
+    assert "latent_dim" not in section  # not mutated: no new value of it is shown
+    logged = {a.path for a in population["client"].list_artifacts(population["pid"], "report")}
+    assert "report/pbt-lineage.png" in logged
+    assert 'id="configurations"' not in page
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_real_pbt_sweep_reports_its_lineage(tmp_path):
+    """The tiny real PBT sweep of tests/test_pbt.py (2 trials, 4 epochs, perturbation every 2): the report it
+    writes at its end has the lineage figure and a row for each exploit its child runs record."""
+    out = sweep_cli(tmp_path, "--scheduler", "pbt", "--num-samples", "2", "--max-epochs", "4",
+                    "--perturbation-interval", "2", "--hidden", "16", "--seed", "0", "--name", "pbt",
+                    "--no-system-metrics", "--max-failures", "0")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    kids = children(client, the_parent(client).info.run_id)
+    recorded = sum(int(k.data.tags.get("pbt_exploits", "0")) for k in kids)
+    assert recorded, "no trial was exploited: " + out.stdout[-2000:]
+    page = (tmp_path / "ray" / "pbt" / "report" / "index.html").read_text()
+    section = page.split('<section id="pbt">')[1].split("</section>")[0]
+    assert f"Exploits: {recorded}." in section and 'alt="PBT lineage"' in section
+    assert len(re.findall(r"<tr><td class=\"num\">\d+</td>", section)) == recorded
+    assert (tmp_path / "ray" / "pbt" / "report" / "pbt-lineage.png").stat().st_size > 5000

@@ -6,7 +6,9 @@
 Reads only what the sweep logged (tuning/ writes it, tracking/ never imports tuning/): the parent's params
 `metric`, `mode`, `space` (JSON; `<key>.resolved` beside an `mlflow run` parameter given as ''), its tags
 `sweep`, `registered_as`; each child's swept params, its metric history, tags `stopped_early`,
-`stopped_at_epoch`, `pyfunc_model_uri`, and its logged images.
+`stopped_at_epoch`, `pyfunc_model_uri`, and its logged images; with `--repeats`, the parent's `configurations.json`
+(each configuration's mean, sd and values over its seeds); under PBT, each child's tags `pbt_exploit_<n>` (JSON:
+donor trial and run, epoch, new values) and the keys of its `pbt/<key>` metrics (the mutated hyperparameters).
 """
 from __future__ import annotations
 
@@ -44,12 +46,38 @@ class Trial:
     stopped_at: int | None = None  # the epoch at which the scheduler stopped it
     model_uri: str | None = None
     failure_reason: str | None = None
+    exploits: list[dict] = field(default_factory=list)  # PBT: the pbt_exploit_<n> tags, in order
 
     @property
     def complete(self) -> bool:
         """Trained to the end (Optuna's COMPLETE): FINISHED, not stopped early, with a finite value."""
         return self.status == "FINISHED" and self.stopped_at is None and self.value is not None \
             and math.isfinite(self.value)
+
+
+@dataclass
+class Configuration:
+    """One configuration of a sweep with seed repeats, as the parent's configurations.json ranks it; drawn like a
+    Trial (number: the order it first started, value: the mean over its seeds)."""
+    number: int
+    rank: int
+    params: dict  # the swept values
+    value: float | None  # mean over seeds
+    sd: float
+    complete: bool  # every seed trained to the end
+    seeds: list[Trial]  # its trials, in the order they started
+    values: list[float]  # the metric of each seed with one
+    best_run_id: str | None = None
+    stopped_at: int | None = None
+    history: list = field(default_factory=list)
+
+    @property
+    def run_name(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.params.items())
+
+    @property
+    def status(self) -> str:
+        return "FINISHED" if self.complete else "not every seed trained to the end"
 
 
 @dataclass
@@ -66,6 +94,17 @@ class Sweep:
     settings: dict  # the parent's other params, resolved
     tags: dict
     trials: list[Trial]
+    configurations: list[Configuration] = field(default_factory=list)  # with --repeats, best mean first
+    pbt_keys: list[str] = field(default_factory=list)  # hyperparameters PBT mutated (their pbt/<key> metrics)
+
+    def exploits(self) -> list[dict]:
+        """Every PBT exploit, by epoch: recipient and donor Trials (donor None when not among the children),
+        epoch, index, new values and the donor's trial id."""
+        by_run = {t.run_id: t for t in self.trials}
+        out = [{"recipient": t, "donor": by_run.get(e.get("donor_run_id")), "donor_trial": e.get("donor_trial"),
+                "epoch": e["epoch"], "index": e["index"], "new": e.get("new") or {}}
+               for t in self.trials for e in t.exploits]
+        return sorted(out, key=lambda e: (e["epoch"], e["recipient"].number))
 
     def best(self) -> Trial | None:
         done = [t for t in self.trials if t.complete]
@@ -146,14 +185,77 @@ def load_sweep(uri: str, name: str | None = None, run_id: str | None = None) -> 
                             status=run.info.status, params={k: typed(v) for k, v in run.data.params.items()},
                             value=run.data.metrics.get(metric), history=history,
                             stopped_at=int(stopped) if stopped and stopped.isdigit() else None,
-                            model_uri=tags.get("pyfunc_model_uri"), failure_reason=tags.get("failure_reason")))
+                            model_uri=tags.get("pyfunc_model_uri"), failure_reason=tags.get("failure_reason"),
+                            exploits=exploits_of(tags)))
+    pbt_keys = mutated_keys(client, kids)
     if not space:  # every key a child holds is a swept one (children hold only their swept values)
         space = {k: {} for t in trials for k in t.params}
     settings = {k: v for k, v in params.items() if k not in space and k not in NOT_SETTINGS
                 and not k.startswith("best.") and v not in ("", "''")}
     return Sweep(uri=uri, run_id=parent.info.run_id, name=parent.info.run_name, experiment_id=exp.experiment_id,
                  experiment_name=exp.name, status=parent.info.status, metric=metric, mode=mode, space=space,
-                 settings=settings, tags=parent.data.tags, trials=trials)
+                 settings=settings, tags=parent.data.tags, trials=trials, pbt_keys=pbt_keys,
+                 configurations=load_configurations(client, parent.info.run_id, metric, space, trials))
+
+
+def mutated_keys(client: MlflowClient, kids) -> list[str]:
+    """The hyperparameters PBT mutates: a trial logs `pbt/<key>` at step 0 only for those (its initial values);
+    an exploit also logs the values it copied from the donor (latent_dim, ...) at its epoch."""
+    found: set[str] = set()
+    for run in kids:
+        if not any(k.startswith("pbt/") for k in run.data.metrics):
+            continue
+        for key in run.data.metrics:
+            name = key.removeprefix("pbt/")
+            if key.startswith("pbt/") and key != "pbt/exploit" and not name.startswith("donor_") \
+                    and name not in found and any(m.step == 0 for m in client.get_metric_history(run.info.run_id, key)):
+                found.add(name)
+    return sorted(found)
+
+
+def exploits_of(tags: dict) -> list[dict]:
+    """A child's PBT exploits from its tags `pbt_exploit_<n>` (unreadable ones left out), in order."""
+    out = []
+    for key, text in tags.items():
+        index = key.removeprefix("pbt_exploit_")
+        if key.startswith("pbt_exploit_") and index.isdigit():
+            try:
+                record = json.loads(text)
+                out.append(record | {"index": int(index), "epoch": int(record["epoch"])})
+            except (ValueError, TypeError, KeyError):
+                continue
+    return sorted(out, key=lambda e: e["index"])
+
+
+def load_configurations(client: MlflowClient, run_id: str, metric: str, space: dict,
+                        trials: list[Trial]) -> list[Configuration]:
+    """The parent's configurations.json (mlflow.log_table: {"columns", "data"}) as Configurations, best first,
+    each with its seeds' trials (matched by their swept values); [] for a sweep without repeats."""
+    if "configurations.json" not in {a.path for a in client.list_artifacts(run_id)}:
+        return []
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        table = json.loads(Path(client.download_artifacts(run_id, "configurations.json", tmp)).read_text())
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    swept = [k for k in table["columns"] if k in space] or [k for k in space if rows and k in rows[0]]
+
+    def key(values: dict) -> tuple:
+        return tuple(repr(typed(str(values.get(k)))) for k in swept)
+
+    out = []
+    for row in rows:
+        seeds = [t for t in trials if key(t.params) == key(row)]
+        values = [float(v) for v in str(row.get(f"{metric}_values") or "").split(",") if v.strip()]
+        mean = row.get(f"{metric}_mean")
+        ok = isinstance(mean, (int, float)) and math.isfinite(mean)
+        out.append(Configuration(number=min((t.number for t in seeds), default=len(trials) + len(out) + 1),
+                                 rank=int(row.get("rank") or len(out) + 1),
+                                 params={k: typed(str(row[k])) for k in swept if row.get(k) is not None},
+                                 value=float(mean) if ok else None, sd=float(row.get(f"{metric}_sd") or 0.0),
+                                 complete=bool(row.get("complete")) and ok, seeds=seeds, values=values,
+                                 best_run_id=row.get("best_run_id")))
+    return sorted(out, key=lambda c: c.rank)
 
 
 def distribution(spec: dict, values: list):
@@ -206,7 +308,14 @@ def importance(sweep: Sweep, seed: int = 0) -> tuple[dict[str, float], str]:
     names = [k for k in sweep.space if any(k in t.params for t in sweep.trials)]
     done = [(t, t.value) for t in sweep.ranked() if all(k in t.params for k in names)]
     which = f"the {len(done)} trials that trained to the end"
-    if len(done) < 2:  # (ASHA stopped the rest) every trial's value at the last epoch they all reached
+    if sweep.configurations:  # seed repeats: one point per configuration, its mean over seeds
+        done = [(c, c.value) for c in sweep.configurations if c.complete and all(k in c.params for k in names)]
+        which = f"the means over seeds of the {len(done)} configurations whose every seed trained to the end"
+        if len(done) < 2:
+            done = [(c, c.value) for c in sweep.configurations
+                    if c.value is not None and all(k in c.params for k in names)]
+            which = f"the means over seeds of {len(done)} configurations (fewer than 2 had every seed train to the end)"
+    elif len(done) < 2:  # (ASHA stopped the rest) every trial's value at the last epoch they all reached
         reached = [t for t in sweep.trials if t.history and t.status != "FAILED" and all(k in t.params for k in names)]
         epoch = min((t.history[-1][0] for t in reached), default=0)
         done = [(t, v) for t in reached if (v := dict(t.history).get(epoch)) is not None and math.isfinite(v)]
@@ -216,7 +325,8 @@ def importance(sweep: Sweep, seed: int = 0) -> tuple[dict[str, float], str]:
         return {}, f"fANOVA needs at least 2 trials with a value and every swept value; this sweep has {len(done)}"
     from optuna.distributions import FloatDistribution
 
-    dists = {k: distribution(sweep.space[k], [t.params[k] for t in sweep.trials if k in t.params]) for k in names}
+    dists = {k: distribution(sweep.space[k], [t.params[k] for t, _ in done] + [t.params[k] for t in sweep.trials
+                                                                          if k in t.params]) for k in names}
     # Optuna's fANOVA evaluator reads a log distribution's raw values (transform_log=False): a log-uniform range
     # goes in as log10 of its values, uniform on log10 of its bounds, as the search sampled it.
     logs = [k for k in names if isinstance(dists[k], FloatDistribution) and dists[k].log]
@@ -263,3 +373,21 @@ def image_paths(client: MlflowClient, run_id: str, key: str) -> str | None:
             except ValueError:
                 continue
     return max(found)[1] if found else None
+
+
+def spread(sweep: Sweep) -> str:
+    """With seed repeats, a sentence comparing the seeds' spread within a configuration (the root mean square of
+    the configurations' sds) with the spread between configurations (the sd of their means): an importance
+    only means something where the second is clearly larger than the first."""
+    import statistics
+
+    scored = [c for c in sweep.configurations if c.value is not None]
+    within = [c.sd for c in scored if len(c.values) > 1]
+    if len(scored) < 2 or not within:
+        return ""
+    inside = math.sqrt(statistics.fmean([sd * sd for sd in within]))
+    between = statistics.stdev([c.value for c in scored])
+    return (f"Spread of {sweep.metric}: between configurations (sd of their means) {between:.4g}; within a "
+            f"configuration, over its seeds (root mean square of their sds) {inside:.4g}"
+            + (" - seeds vary about as much as configurations: read the importances with care"
+               if inside >= 0.5 * between else ""))

@@ -4,8 +4,10 @@
     importance_figure(importances, caption)       hyperparameter importances as horizontal bars
     intermediate_figure(trials, metric)           the metric by epoch per trial, the scheduler's stops marked
     slice_figure(trials, params, metric)          the metric against each hyperparameter (log axis where asked)
+    lineage_figure(trials, exploits, keys)        PBT: one line per trial over epochs, an arrow per exploit
 
-`trials` are `tracking.report_data.Trial`s (number, run_name, value, history, complete, stopped_at, params).
+`trials` are `tracking.report_data.Trial`s (number, run_name, value, history, complete, stopped_at, params), or
+for a sweep with seed repeats its `Configuration`s (value: the mean over seeds, drawn with its sd as error bar).
 Sizes are for reading at 1x: figures about 1100 px wide at 100 dpi, text 12 pt or larger.
 """
 from __future__ import annotations
@@ -62,6 +64,14 @@ def _scored(trials):
     return [t for t in trials if t.value is not None and np.isfinite(t.value)]
 
 
+def error_bars(ax, items, x) -> None:
+    """Configurations' sd over seeds as vertical error bars at positions x (nothing for trials)."""
+    sd = [getattr(t, "sd", None) for t in items]
+    if items and all(v is not None for v in sd):
+        ax.errorbar(x, [t.value for t in items], yerr=sd, fmt="none", ecolor="black", elinewidth=1.2, capsize=4,
+                    zorder=2)
+
+
 def history_figure(trials, metric: str, mode: str):
     """Each trial's final `metric` by trial number (dots: trained to the end; crosses: stopped early, their
     value at the stop) and the best so far among trials that trained to the end, as a step line."""
@@ -71,10 +81,14 @@ def history_figure(trials, metric: str, mode: str):
         return None
     with pyplot.rc_context(STYLE):
         fig, ax = pyplot.subplots(figsize=(11, 4.6), dpi=DPI, layout="constrained")
+        repeats = hasattr(scored[0], "sd")
+        error_bars(ax, scored, [t.number for t in scored])
         for style, keep in ((COMPLETE, "complete"), (STOPPED, "stopped"), (UNFINISHED, "unfinished")):
             group = [t for t in scored if state(t) == keep]
             if group:
-                ax.scatter([t.number for t in group], [t.value for t in group], **style)
+                label = {"complete": "mean ± sd over seeds", "unfinished": "not every seed trained to the end"}
+                ax.scatter([t.number for t in group], [t.value for t in group],
+                           **style | ({"label": label[keep]} if repeats and keep in label else {}))
         best, xs, ys = None, [], []
         better = max if mode == "max" else min
         for t in sorted(scored, key=lambda t: t.number):
@@ -85,8 +99,9 @@ def history_figure(trials, metric: str, mode: str):
                 ys.append(best)
         if xs:
             ax.step(xs, ys, where="post", color="tab:red", lw=2, label="best so far")
-        ax.set_xlabel("trial (in the order it started)")
-        ax.set_ylabel(metric)
+        ax.set_xlabel("configuration (at the trial its first seed started)" if repeats else
+                      "trial (in the order it started)")
+        ax.set_ylabel(f"mean {metric} over seeds" if repeats else metric)
         ax.set_xticks(sorted({t.number for t in scored}))
         ax.grid(alpha=0.3)
         ax.legend(loc="best")
@@ -175,6 +190,7 @@ def slice_figure(trials, params: list[tuple[str, bool, list | None, tuple | None
                     pad = (hi / lo) ** 0.04 if log and lo > 0 else None
                     ax.set_xlim(*((lo / pad, hi * pad) if pad else (lo - 0.04 * (hi - lo), hi + 0.04 * (hi - lo))))
             y = np.array([t.value for t in scored])
+            error_bars(ax, scored, x)
             states = np.array([state(t) for t in scored])
             art = None
             for mask, marker in ((states == "complete", "o"), (states == "stopped", "X"), (states == "unfinished", "s")):
@@ -184,18 +200,64 @@ def slice_figure(trials, params: list[tuple[str, bool, list | None, tuple | None
             ax.set_xlabel(name + (" (log)" if log and categories is None else ""))
             ax.grid(alpha=0.3)
             if k % cols == 0:
-                ax.set_ylabel(metric)
+                ax.set_ylabel(f"mean {metric} ± sd" if hasattr(scored[0], "sd") else metric)
         for ax in list(axes.flat)[n:]:
             ax.set_axis_off()
+        repeats = hasattr(scored[0], "sd")
         if art is not None:
             from matplotlib.ticker import MaxNLocator
 
-            bar = fig.colorbar(art, ax=axes, label="trial", pad=0.01)
+            bar = fig.colorbar(art, ax=axes, label="its first seed's trial" if repeats else "trial", pad=0.01)
             bar.locator = MaxNLocator(integer=True)
             bar.update_ticks()
-        fig.suptitle(f"slice plots: {metric} against each hyperparameter (o: trained to the end, X: stopped early, "
-                     f"square: interrupted or failed)",
-                     fontsize=13)
+        fig.suptitle(f"slice plots: mean {metric} ± sd over seeds (o: every seed trained to the end, "
+                     f"square: not every seed)" if repeats else
+                     f"slice plots: {metric} against each hyperparameter (o: trained to the end, X: stopped early, "
+                     f"square: interrupted or failed)", fontsize=13)
+    return fig
+
+
+def lineage_figure(trials, exploits: list[dict], keys: list[str]):
+    """PBT's lineage: one horizontal line per trial (y: its number) over the epochs it reported, and at each
+    exploit an arrow from the donor's line to the recipient's at that epoch, labelled with the recipient's new
+    values of `keys` (all new values when `keys` is empty). `exploits` as `Sweep.exploits()` gives them."""
+    pyplot = plt()
+    if not exploits:
+        return None
+    drawn = [t for t in trials if t.history] or list(trials)
+    with pyplot.rc_context(STYLE):
+        fig, ax = pyplot.subplots(figsize=(11, 1.6 + 0.55 * max(4, len(drawn))), dpi=DPI, layout="constrained")
+        colours = pyplot.cm.tab10(np.arange(len(trials)) % 10)
+        colour = {t.number: c for t, c in zip(trials, colours)}
+        last = max([e for t in drawn for e, _ in t.history] + [e["epoch"] for e in exploits] + [1])
+        for t in drawn:
+            epochs = [e for e, _ in t.history] or [0, last]
+            ax.plot([min(epochs), max(epochs)], [t.number, t.number], color=colour[t.number], lw=3, alpha=0.8,
+                    solid_capstyle="round")
+        for k, e in enumerate(exploits):
+            y = e["recipient"].number
+            new = {key: v for key, v in e["new"].items() if not keys or key in keys}
+            label = ", ".join(f"{key}={fmt(v)}" for key, v in new.items())
+            if e["donor"] is not None:
+                y0 = e["donor"].number
+                ax.annotate("", xy=(e["epoch"], y), xytext=(e["epoch"], y0), zorder=4,
+                            arrowprops=dict(arrowstyle="-|>", color=colour[y0], lw=2, mutation_scale=18,
+                                            shrinkA=4, shrinkB=4, connectionstyle="arc3,rad=0.25"))
+            ax.scatter([e["epoch"]], [y], marker="o", s=60, color="white", edgecolors="black", zorder=5)
+            end = e["epoch"] >= last  # at the last epoch: the label to the left of the point
+            ax.annotate(label, (e["epoch"], y), xytext=(-8 if end else 8, 9 if k % 2 == 0 else -17),
+                        textcoords="offset points", fontsize=11, zorder=6, ha="right" if end else "left",
+                        bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85))
+        ax.set_yticks([t.number for t in drawn], [f"#{t.number} {t.run_name}"[:40] for t in drawn])
+        ax.set_ylim(min(t.number for t in drawn) - 0.7, max(t.number for t in drawn) + 0.7)
+        ax.invert_yaxis()
+        ax.set_xlim(-0.2, last + 0.6 + 0.08 * last)
+        ax.set_xlabel("epoch")
+        if last <= 25:
+            ax.set_xticks(range(0, last + 1))
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_title("arrow: from the donor to the trial that continued from its checkpoint at that epoch\n"
+                     "label: the trial's new values", loc="left", fontsize=12)
     return fig
 
 

@@ -5,8 +5,11 @@ plus its PNGs, written locally and logged to the sweep's parent run as `report/i
 
 Sections: the settings (what varies, then the constants), the optimisation history, parameter importance
 (fANOVA, tracking.report_data.importance), the metric by epoch with the scheduler's stops, slice plots, the top
-trials' traversals and prior samples side by side, and every trial with links into the MLflow UI. A sweep writes
-it at its end (`write_at_end`); the command regenerates it for any finished or interrupted sweep.
+trials' traversals and prior samples side by side, and every trial with links into the MLflow UI. A sweep with
+seed repeats (`--repeats`) also gets its configurations ranked by the mean over seeds (mean ± sd, each seed's value),
+and its history, slices and importance on those means; a PBT sweep gets its lineage (who exploited whom, when, with
+which new values). A sweep writes it at its end (`write_at_end`); the command regenerates it for any finished or
+interrupted sweep.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from tracking import report_figures as figures
 from tracking.report_data import (ReportError, SWEEP_SETTINGS, Sweep, categories, image_paths, importance, is_log,
-                                 load_sweep, ui_base)
+                                 load_sweep, spread, ui_base)
 
 TOP = 4  # trials whose images the page shows
 IMAGES = (("latent_traversal", "latent traversal"), ("samples", "prior samples"))
@@ -95,8 +98,11 @@ class Page:
 
 def settings_section(page: Page) -> None:
     s, best = page.sweep, page.sweep.best()
+    if s.configurations:  # seed repeats: the best configuration by its mean
+        best = s.configurations[0] if s.configurations[0].complete else None
     rows = ['<tr class="group"><th colspan="4">varies across trials</th></tr>',
-            "<tr><th>hyperparameter</th><th>search space</th><th>values tried</th><th>best trial's</th></tr>"]
+            f"<tr><th>hyperparameter</th><th>search space</th><th>values tried</th>"
+            f"<th>best {'configuration' if s.configurations else 'trial'}'s</th></tr>"]
     for k, spec in s.space.items():
         values = [t.params[k] for t in s.trials if k in t.params]
         space = ", ".join(f"{kind} {arg}" for kind, arg in spec.items()) or "?"
@@ -113,17 +119,73 @@ def settings_section(page: Page) -> None:
     page.section("settings", "Settings", "<table>" + "\n".join(rows) + "</table>")
 
 
+def configurations_section(page: Page) -> None:
+    """Seed repeats: the configurations ranked by the mean over seeds, mean ± sd and each seed's value."""
+    s = page.sweep
+    keys = [k for k in s.space if any(k in c.params for c in s.configurations)]
+    head = "".join(f"<th>{esc(k)}</th>" for k in ["rank", *keys, f"{s.metric} mean ± sd", "seeds", "each seed"])
+    rows = []
+    for c in s.configurations:
+        cells = "".join(f'<td class="num">{esc(figures.fmt(c.params[k]) if k in c.params else "-")}</td>' for k in keys)
+        value = f"{c.value:.4f} ± {c.sd:.4f}" if c.value is not None else "-"
+        if c.seeds:
+            each = "<br>".join(f"{page.run_link(t.run_id, 'seed ' + str(t.params.get('seed', '?')))}: "
+                               + (f"{t.value:.4f}" if t.value is not None else "-")
+                               + ("" if t.complete else f" ({esc('stopped' if t.stopped_at else t.status)})")
+                               for t in c.seeds)
+        else:
+            each = esc(", ".join(f"{v:.4f}" for v in c.values) or "-")
+        note = "" if c.complete else ' <span class="note">(not every seed trained to the end: cannot win)</span>'
+        rows.append(f'<tr><td class="num">{c.rank}</td>{cells}<td class="num">{value}{note}</td>'
+                    f'<td class="num">{len(c.values)}</td><td>{each}</td></tr>')
+    body = (f'<p class="note">Each configuration was trained with several seeds; configurations are ranked by the '
+            f"mean {esc(s.metric)} over their seeds (sample sd), those whose every seed trained to the end first "
+            f"(from the parent run's <code>configurations.json</code>).</p>"
+            f"<table><tr>{head}</tr>\n" + "\n".join(rows) + "</table>")
+    page.section("configurations", "Configurations (mean ± sd over seeds)", body)
+
+
+def pbt_section(page: Page) -> None:
+    """PBT: the lineage figure and a table of every exploit."""
+    s = page.sweep
+    exploits = s.exploits()
+    rows = []
+    for e in exploits:
+        new = ", ".join(f"{k}={figures.fmt(v)}" for k, v in e["new"].items() if not s.pbt_keys or k in s.pbt_keys)
+        donor = (f"#{e['donor'].number} " + page.run_link(e["donor"].run_id, e["donor"].run_name) if e["donor"]
+                 else esc(e["donor_trial"] or "?"))
+        r = e["recipient"]
+        rows.append(f'<tr><td class="num">{e["epoch"]}</td><td>#{r.number} {page.run_link(r.run_id, r.run_name)}'
+                    f' (exploit {e["index"]})</td><td>{donor}</td><td><code>{esc(new)}</code></td></tr>')
+    keys = ", ".join(s.pbt_keys) or "the mutable hyperparameters"
+    body = (f'<p class="note">Population Based Training: at an exploit, a trial stopped its own training, continued '
+            f"from the donor's checkpoint of that epoch and went on with new values of {esc(keys)} (the child "
+            f"runs' tags <code>pbt_exploit_&lt;n&gt;</code> and metrics <code>pbt/*</code>). Exploits: "
+            f"{len(exploits)}.</p>"
+            + page.figure("pbt-lineage.png", figures.lineage_figure(s.trials, exploits, s.pbt_keys), "PBT lineage")
+            + "<table><tr><th>epoch</th><th>trial (recipient)</th><th>donor</th><th>new values</th></tr>\n"
+            + "\n".join(rows) + "</table>")
+    page.section("pbt", "PBT lineage", body)
+
+
 def figure_sections(page: Page) -> None:
     s = page.sweep
-    page.section("history", "Optimisation history", page.figure(
-        "history.png", figures.history_figure(s.trials, s.metric, s.mode), f"{s.metric} of each trial in order"))
+    items = s.configurations or s.trials  # with seed repeats: one point per configuration, its mean ± sd
+    means = (f'<p class="note">One point per configuration: the mean {esc(s.metric)} over its seeds, the bar its sd; '
+             f"{{}}.</p>") if s.configurations else "{}"
+    page.section("history", "Optimisation history", means.format(
+        "best so far among configurations whose every seed trained to the end") + page.figure(
+        "history.png", figures.history_figure(items, s.metric, s.mode), f"{s.metric} of each trial in order"))
     try:
         values, caption = importance(s)
     except Exception as e:  # an analysis of a view: the rest of the page stands
         values, caption = {}, f"fANOVA failed: {type(e).__name__}: {e}"
+    few = f" Few {'configurations' if s.configurations else 'trials'} make it a rough guide." if len(items) < 20 else ""
+    shown = esc(spread(s)) if s.configurations else ""
     page.section("importance", "Parameter importance",
-                 f'<p class="note">{esc(caption)}.{" Few trials make it a rough guide." if len(s.trials) < 20 else ""}'
-                 f"</p>"
+                 f'<p class="note">{esc(caption)}.{few}</p>'
+                 + (f'<p class="note" id="spread">Computed on the configurations\' means over seeds, not on single '
+                    f"seeds.{' ' + shown + '.' if shown else ''}</p>" if s.configurations else "")
                  + page.figure("importance.png", figures.importance_figure(values, f"importance for {s.metric}"),
                                "parameter importance"))
     stopped = [t for t in s.trials if t.stopped_at]
@@ -142,8 +204,9 @@ def figure_sections(page: Page) -> None:
             kind, arg = next(iter(spec.items())) if spec else (None, None)
             bounds = tuple(arg) if kind in ("uniform", "loguniform", "randint") else None
             params.append((k, is_log(spec), categories(spec, values), bounds))
-    page.section("slices", "Slice plots", page.figure(
-        "slices.png", figures.slice_figure(s.trials, params, s.metric), "the metric against each hyperparameter"))
+    page.section("slices", "Slice plots", means.format("colour: the trial its first seed ran in")
+                 + page.figure("slices.png", figures.slice_figure(items, params, s.metric),
+                               "the metric against each hyperparameter"))
 
 
 def top_section(page: Page, top: int, client: MlflowClient) -> None:
@@ -199,7 +262,11 @@ def build(sweep: Sweep, out: Path, ui_url: str | None = None, top: int = TOP) ->
     """Write out/index.html and its PNGs; returns the page's path."""
     page = Page(sweep, ui_base(sweep.uri, ui_url))
     settings_section(page)
+    if sweep.configurations:
+        configurations_section(page)
     figure_sections(page)
+    if any(t.exploits for t in sweep.trials):
+        pbt_section(page)
     top_section(page, top, MlflowClient(sweep.uri))
     trials_section(page)
     out.mkdir(parents=True, exist_ok=True)
