@@ -20,7 +20,7 @@ import numpy as np
 
 from training.backend import keras, tf
 from training.config import TrainConfig
-from training.distribute import (enable_gpu_memory_growth, global_batch_gather, global_batch_mean,
+from training.distribute import (describe, enable_gpu_memory_growth, global_batch_gather, global_batch_mean,
                                   select_strategy)
 from training.models import build_model
 
@@ -41,7 +41,7 @@ def describe_gpus() -> list[str]:
 def measure(devices: list[str], steps: int, per_replica_batch: int, precision: str) -> dict:
     """Train the VAE for `steps` timed steps (after 3 untimed ones that trace and warm up)."""
     keras.mixed_precision.set_global_policy(precision)
-    distribution = select_strategy(devices)
+    distribution = describe(tf.distribute.MirroredStrategy(devices)) if devices else select_strategy()
     strategy, replicas = distribution.strategy, distribution.num_replicas
     global_batch = per_replica_batch * replicas
     config = TrainConfig(model="vae", latent_dim=20, hidden=(512, 256))

@@ -136,14 +136,17 @@ def quiet_ray_env(verbose: bool) -> None:
 # single-machine setting (meant for macOS and Windows) makes the node's address loopback, so every port
 # of the local Ray binds 127.0.0.1 (tests/test_reliability.py lists them). Read when Ray is imported.
 LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+_loopback_set = False  # whether this process set it (a user's own setting is never undone)
 
 
 def loopback_only(on: bool) -> None:
     """Make the Ray that this process starts listen on loopback only (on=True), or as Ray decides."""
-    if on:
-        os.environ.setdefault(LOOPBACK_ONLY, "0")
-    elif os.environ.get(LOOPBACK_ONLY) == "0":
-        os.environ.pop(LOOPBACK_ONLY)  # joining a cluster: other nodes must reach this driver
+    global _loopback_set
+    if on and LOOPBACK_ONLY not in os.environ:
+        os.environ[LOOPBACK_ONLY], _loopback_set = "0", True
+    elif not on and _loopback_set:  # joining a cluster after a local sweep in this process: undo ours only
+        os.environ.pop(LOOPBACK_ONLY, None)  # (a user's setting stays: `make cluster-up`'s loopback cluster)
+        _loopback_set = False
     constants = sys.modules.get("ray._private.ray_constants")
     if constants is not None:  # Ray imported before (a sweep run from Python): its constant, read at import
         constants.ENABLE_RAY_CLUSTER = os.environ.get(LOOPBACK_ONLY, "1").lower() not in ("0", "false")
