@@ -31,7 +31,7 @@ from training.backend import keras, tf
 from training.distribute import Distribution, describe, global_batch_gather, global_batch_mean, select_strategy
 from training import evaluate
 from training.models import build_model
-from training.runner import make_step, run_epoch
+from training.runner import epoch_order, make_step, run_epoch
 
 
 @dataclass
@@ -53,16 +53,21 @@ class TrainResult:
         return self.status.startswith("diverged")
 
 
+def epoch_steps(config: TrainConfig, n: int) -> int:
+    """Updates per epoch: config.steps_per_epoch, else the full global batches of one pass over n images."""
+    return config.steps_per_epoch or n // config.batch_size
+
+
 def epoch_batches(x: np.ndarray, noise_dim: int, global_batch: int, seed: int, epoch: int,
                   shift: float = 0.0, rotate: float = 0.0, clean_targets: bool = False,
-                  second_view: bool = False) -> tf.data.Dataset:
+                  second_view: bool = False, steps: int = 0) -> tf.data.Dataset:
     """The epoch's shuffled full batches of (images, noise[, clean images[, second views]]):
     per-example noise and augmentation, all a pure function of (seed, epoch). With augmentation on,
     `clean_targets` adds the un-augmented images (reconstruction targets) and `second_view` another
-    augmentation of each image."""
+    augmentation of each image. `steps` > 0: exactly that many batches (epoch_order)."""
     rng = np.random.default_rng([seed, epoch])
-    perm = rng.permutation(len(x))
-    noise = rng.standard_normal((len(x), noise_dim)).astype(np.float32)
+    perm = epoch_order(rng, len(x), global_batch, steps)
+    noise = rng.standard_normal((len(perm), noise_dim)).astype(np.float32)
     images = augment(x[perm], seed, epoch, shift, rotate)
     columns = (images, noise)
     if (clean_targets or second_view) and (shift or rotate):
@@ -70,6 +75,8 @@ def epoch_batches(x: np.ndarray, noise_dim: int, global_batch: int, seed: int, e
         if second_view:
             columns += (augment(x[perm], seed, epoch, shift, rotate, view=1),)
     ds = tf.data.Dataset.from_tensor_slices(columns).batch(global_batch, drop_remainder=True)
+    if steps:
+        ds = ds.take(steps)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
@@ -132,8 +139,8 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
     # 2. variables under the strategy's scope
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
-        model = build_model(config, data.image_shape)
-        optimizer = make_optimizer(config, steps_per_epoch=len(data.x_train) // g)
+        model = build_model(config, data.image_shape, data.x_train)
+        optimizer = make_optimizer(config, steps_per_epoch=epoch_steps(config, len(data.x_train)))
         optimizer.build(model.trainable_variables)
 
     # 3. resume
@@ -168,7 +175,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
         t0 = time.time()
         batches = epoch_batches(data.x_train, model.noise_dim, g, config.seed, epoch, config.augment_shift,
                                 config.augment_rotate, clean_targets=model.reconstructs_clean,
-                                second_view=config.uses_second_view)
+                                second_view=config.uses_second_view, steps=config.steps_per_epoch)
         t_steps = time.perf_counter()
         logs = run_epoch(strategy, train_step, batches)
         step_seconds = time.perf_counter() - t_steps
