@@ -63,3 +63,29 @@ def test_the_clustering_presets_are_one_recipe_with_nothing_of_one_dataset_size(
     recipe = preset("mnist-sae")
     assert recipe.recon_scale == "variance" and recipe.steps_per_epoch  # weights relative; length in updates
     assert 0 < recipe.augment_shift < 0.5  # a fraction of the image, not pixels
+
+
+def test_unseen_sets_are_npz_files_scored_as_mnist_test(tmp_path):
+    """benchmarks/unseen.py: the package's JSON read as labelled images; every image trained on but a
+    validation part, and all of them clustered and scored (x_test = x_train), as MNIST-test."""
+    import io
+    import json
+    import tarfile
+
+    from benchmarks.unseen import digits_npz, fashion_arrays
+
+    tgz = tmp_path / "fashion.tgz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        for label in range(10):
+            rows = [[label * 10 + i] * 784 for i in range(3)] + ([[], []] if label == 0 else [])
+            body = json.dumps({"data": rows}).encode()
+            info = tarfile.TarInfo(f"package/src/clothes/{label}.json")
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    x, y = fashion_arrays(tgz)
+    assert x.shape == (30, 784) and x.dtype == np.uint8 and list(np.bincount(y)) == [3] * 10
+    assert (x[y == 4] // 10 == 4).all()  # each class's images under its own label
+
+    data = load_dataset(f"npz:{digits_npz(tmp_path)}")
+    assert (len(data.x_train), len(data.x_val), len(data.x_test)) == (1617, 180, 1797)
+    assert data.image_shape == (8, 8) and data.num_classes == 10
