@@ -171,7 +171,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
     train_step = make_train_step(model, optimizer, strategy, g)
     status = "finished"
     epoch = start_epoch
-    timings: list[dict] = []
+    timings = context.timings
     validate = evaluate.Validation(model, data.x_val, config.seed, data.y_val, data.num_classes, compiled=True)
     extras_at = set(sparse_epochs(config.epochs, context.extras_every))  # else only those asked for every epoch
     saved = {"epoch": start_epoch, "at": time.monotonic()}
@@ -209,6 +209,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
         if epoch == config.epochs or time.monotonic() - saved["at"] >= CHECKPOINT_SECONDS:
             save_checkpoint()
         timing["checkpoint"] = lap()
+        timings.append(timing)
         try:
             fire("on_epoch_end", epoch, logs)
             if context.stop_training:
@@ -219,8 +220,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
             except Exception as failed:
                 e.add_note(f"(the checkpoint of epoch {epoch} could not be written: {failed})")
             raise
-        timing["callbacks"] = lap()
-        timings.append(timing | {"epoch": clock[-1] - clock[0]})
+        timing.update(callbacks=lap(), epoch=clock[-1] - clock[0])
         if context.stop_training:
             status = f"stopped at epoch {epoch}"
             break
