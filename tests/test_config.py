@@ -14,7 +14,7 @@ TRAINING_FLAGS = {
     '--latent-dim', '--learning-rate', '--lr-schedule', '--model', '--no-system-metrics', '--no-tracking',
     '--out', '--preset', '--recon-loss', '--register', '--register-as', '--registry-metric', '--run-name',
     '--seed', '--sparsity-target', '--sparsity-weight', '--tracking-uri', '--traversal-steps',
-    '--warmup-epochs', '--weight-decay',
+    '--warmup-epochs', '--weight-decay', '--steps-per-epoch', '--recon-scale',
 }
 TUNING_FLAGS = {
     '--activation', '--address', '--augment-rotate', '--augment-shift', '--batch-size', '--cluster-epochs',
@@ -28,6 +28,7 @@ TUNING_FLAGS = {
     '--sparsity-target', '--sparsity-weight', '--storage-path', '--tracking-uri', '--traversal-steps',
     '--verbose', '--warmup-epochs', '--weight-decay', '--workers-per-trial',
     '--warm-start', '--warm-start-top',  # issue 15 (tuning/warm_start.py)
+    '--steps-per-epoch', '--recon-scale',  # issue 12 (one recipe for any dataset)
 }
 # The flat config's keys (checkpoints' state.json, sweep states, Ray Train's loop config).
 CONFIG_KEYS = {
@@ -35,7 +36,7 @@ CONFIG_KEYS = {
     'sparsity_target', 'recon_loss', 'learning_rate', 'batch_size', 'epochs', 'seed', 'lr_schedule',
     'warmup_epochs', 'weight_decay', 'input_dropout', 'iw_train_samples', 'cluster_epochs', 'cluster_weight',
     'augment_shift', 'augment_rotate', 'consistency_weight', 'contrast_weight', 'contrast_temperature',
-    'iw_samples', 'iw_refine_steps', 'traversal_steps',
+    'iw_samples', 'iw_refine_steps', 'traversal_steps', 'steps_per_epoch', 'recon_scale',
 }
 # Params a run logs: what applies to its model and options, as MLflow shows them.
 SAE_PARAMS = {
@@ -44,7 +45,7 @@ SAE_PARAMS = {
     'batch_size': '128', 'epochs': '20', 'seed': '0', 'lr_schedule': 'constant', 'warmup_epochs': '0',
     'weight_decay': '0.0', 'input_dropout': '0.2', 'cluster_epochs': '3', 'cluster_weight': '50.0',
     'augment_shift': '0.1', 'augment_rotate': '0.0', 'consistency_weight': '0.5', 'contrast_weight': '1.0',
-    'contrast_temperature': '0.5', 'traversal_steps': '9',
+    'contrast_temperature': '0.5', 'recon_scale': 'sum', 'traversal_steps': '9',
 }
 DIGITS_VAE_PARAMS = {
     'model': 'vae', 'dataset': 'digits', 'latent_dim': '8', 'hidden': '256,128', 'activation': 'relu',

@@ -159,7 +159,7 @@ def test_epoch_over_arrays_equals_epoch_over_a_dataset(digits):
     from training.runner import run_epoch
 
     cfg = TrainConfig(model="vae", iw_train_samples=2, **SMALL)
-    columns = epoch_columns(digits.x_train, 2 * cfg.latent_dim, seed=0, epoch=1)
+    columns = epoch_columns(digits.x_train, 2 * cfg.latent_dim, 64, seed=0, epoch=1)
     results = []
     for data in (epoch_batches(digits.x_train, 2 * cfg.latent_dim, 64, seed=0, epoch=1), columns):
         keras.utils.set_random_seed(0)

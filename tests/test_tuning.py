@@ -73,8 +73,10 @@ def test_default_spaces_contain_every_preset():
 
     for name in PRESETS:
         base = preset(name)
-        space = load_space(None, base.model)
+        space = load_space(None, base.model, base.recon_scale)
         assert contain(space, base) == space, name  # nothing to widen: the preset is a point of the space
+    # The SAE's sparsity weights where they balance a reconstruction over the pixel variance (mnist-sae's)
+    assert load_space(None, "sae", "variance")["sparsity_weight"] == {"loguniform": [2e-6, 2e-2]}
 
 
 @pytest.mark.parametrize("text, message", [

@@ -14,7 +14,7 @@ def add_tracking_arguments(parser: argparse.ArgumentParser, register_as: str):
     g.add_argument("--experiment", default=None, help="experiment name (default: aesweep-<model>-<dataset>)")
     g.add_argument("--register-as", default=None, metavar="NAME", help=register_as)
     g.add_argument("--image-every", type=int, default=None, metavar="N",
-                   help="log images every N epochs, and at the end (at most 10 image steps per run: longer runs "
-                        "log less often)")
+                   help="log images every N epochs, and at the end (default: at most 10 image steps per run, "
+                        "longer runs logging less often; a sweep's trials every quarter of their epochs)")
     g.add_argument("--no-system-metrics", action="store_true", help="do not sample CPU / memory / GPU use")
     return g

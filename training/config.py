@@ -145,6 +145,7 @@ class VAEConfig(NetworkConfig):
         whole("iw_train_samples", self.iw_train_samples, 1)
 
 
+RECON_SCALES = ("sum", "variance")
 SECOND_VIEW = "it compares two augmentations' codes: use the SAE with augmentation (--augment-shift/--augment-rotate)"
 
 
@@ -166,10 +167,19 @@ class SAEConfig(NetworkConfig):
     contrast_weight: float = option(0.0, "SAE with augmentation: weight of the InfoNCE term telling each image's "
                                          "other augmentation apart from the batch's; 0 = off", only=SECOND_VIEW)
     contrast_temperature: float = option(0.5, "SAE: temperature of that InfoNCE term's cosine similarities")
+    # "variance": the reconstruction error (summed over pixels) over the training images' total pixel variance,
+    # i.e. the share of the images' variance left unexplained: the same scale for images of any size and
+    # contrast, so the weights of the other terms (sparsity, contrast, IDEC's gamma) carry to other data.
+    recon_scale: str = option("sum", "SAE: reconstruction error summed over pixels (sum), or that over the training "
+                                     "images' total pixel variance (variance: a scale free of image size, for "
+                                     "recipes that carry to other datasets)", choices=RECON_SCALES,
+                              only="the scale of the reconstruction is the sparse autoencoder's")
 
     def validate(self) -> None:
         super().validate()
         at_least_zero(self, "sparsity_weight")
+        if self.recon_scale not in RECON_SCALES:
+            raise bad("recon_scale", self.recon_scale, f"choose one of {', '.join(RECON_SCALES)}")
         if not 0.0 < self.sparsity_target < 1.0:
             raise bad("sparsity_target", self.sparsity_target, "rho must lie strictly between 0 and 1")
         if self.recon_loss in ("gaussian", "cbernoulli"):
@@ -195,6 +205,11 @@ class OptimiserConfig(Part):
     learning_rate: float = option(1e-3, "Adam learning rate")
     batch_size: int = option(128, "GLOBAL batch size, split across replicas")
     epochs: int = option(20, "number of epochs")
+    # Given, an epoch is a fixed amount of training (Keras fit's steps_per_epoch over a repeated dataset): a
+    # recipe's epochs, warm-up and IDEC epochs then mean the same number of updates on a dataset of any size.
+    steps_per_epoch: int = option(0, "updates per epoch (also in IDEC fine-tuning); 0 = one pass over the training "
+                                     "images. Given, passes reshuffle back to back, so a recipe trains as long on "
+                                     "a dataset of any size")
     lr_schedule: str = option("constant", "learning-rate schedule: constant, or cosine decay to 0 over the epochs",
                               choices=LR_SCHEDULES)
     warmup_epochs: int = option(0, "linear learning-rate warm-up from 0 over this many first epochs; 0 = none")
@@ -205,6 +220,7 @@ class OptimiserConfig(Part):
             raise bad("learning_rate", self.learning_rate, "must be > 0")
         whole("batch_size", self.batch_size, 1)
         whole("epochs", self.epochs, 1)
+        whole("steps_per_epoch", self.steps_per_epoch, 0)
         if self.lr_schedule not in LR_SCHEDULES:
             raise bad("lr_schedule", self.lr_schedule, f"choose one of {', '.join(LR_SCHEDULES)}")
         if int(self.warmup_epochs) != self.warmup_epochs or not 0 <= self.warmup_epochs < self.epochs:
@@ -386,6 +402,7 @@ APPLIES_WHEN: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "cluster_weight": lambda v: v["model"] == "sae" and bool(v["cluster_epochs"]),
     "consistency_weight": lambda v: bool(v["augment_shift"] or v["augment_rotate"]),
     "contrast_weight": lambda v: bool(v["augment_shift"] or v["augment_rotate"]),
+    "steps_per_epoch": lambda v: bool(v["steps_per_epoch"]),
     "contrast_temperature": lambda v: bool(v["augment_shift"] or v["augment_rotate"]) and bool(v["contrast_weight"]),
 }
 

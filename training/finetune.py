@@ -19,7 +19,7 @@ from training.backend import keras, tf
 from training.config import ConfigError
 from training.distribute import global_batch_mean
 from training.evaluate import embed
-from training.runner import make_step, run_epoch
+from training.runner import epoch_order, make_step, run_epoch
 
 KMEANS_RESTARTS = 20
 
@@ -75,10 +75,12 @@ def idec(model, data, config, strategy: tf.distribute.Strategy, on_epoch=None) -
         changed = float(np.mean(new_labels != labels))
         labels = new_labels
         rng = np.random.default_rng([config.seed, 7_000_003, epoch])  # a stream apart from pretraining's
-        perm = rng.permutation(len(p))
+        perm = epoch_order(rng, len(p), g, config.steps_per_epoch)
         # Targets from the clean images, inputs augmented as in pretraining (as DEC-DA does).
         images = augment(data.x_train[perm], config.seed, 10_000 + epoch, config.augment_shift, config.augment_rotate)
         ds = tf.data.Dataset.from_tensor_slices((images, p[perm], data.x_train[perm])).batch(g, drop_remainder=True)
+        if config.steps_per_epoch:
+            ds = ds.take(config.steps_per_epoch)
         means = run_epoch(strategy, step, ds.prefetch(tf.data.AUTOTUNE))
         logs.append({"cluster_epoch": epoch, "labels_changed": changed, **means})
         if on_epoch is not None:

@@ -32,7 +32,7 @@ from training.backend import keras, tf
 from training.distribute import Distribution, describe, global_batch_gather, global_batch_mean, select_strategy
 from training import evaluate
 from training.models import build_model
-from training.runner import batched, make_step, run_epoch
+from training.runner import batched, epoch_order, make_step, run_epoch
 
 # A checkpoint at most this often, and at the last epoch, at a stop and before an exception (SIGTERM, Ctrl-C,
 # Tune's stop) leaves the loop: so an interrupted run loses no epoch, and a killed one at most this much training.
@@ -60,29 +60,36 @@ class TrainResult:
         return self.status.startswith("diverged")
 
 
-def epoch_columns(x: np.ndarray, noise_dim: int, seed: int, epoch: int, shift: float = 0.0, rotate: float = 0.0,
-                  clean_targets: bool = False, second_view: bool = False) -> tuple[np.ndarray, ...]:
-    """The epoch's shuffled (images, noise[, clean images[, second views]]), one row per example:
+def epoch_steps(config: TrainConfig, n: int) -> int:
+    """Updates per epoch: config.steps_per_epoch, else the full global batches of one pass over n images."""
+    return config.steps_per_epoch or n // config.batch_size
+
+
+def epoch_columns(x: np.ndarray, noise_dim: int, global_batch: int, seed: int, epoch: int, shift: float = 0.0,
+                  rotate: float = 0.0, clean_targets: bool = False, second_view: bool = False,
+                  steps: int = 0) -> tuple[np.ndarray, ...]:
+    """The epoch's shuffled (images, noise[, clean images[, second views]]), one row per example, in batch order:
     per-example noise and augmentation, all a pure function of (seed, epoch). With augmentation on,
     `clean_targets` adds the un-augmented images (reconstruction targets) and `second_view` another
-    augmentation of each image."""
+    augmentation of each image. `steps` > 0: exactly that many global batches' rows (epoch_order)."""
     rng = np.random.default_rng([seed, epoch])
-    perm = rng.permutation(len(x))
-    noise = rng.standard_normal((len(x), noise_dim)).astype(np.float32)
+    perm = epoch_order(rng, len(x), global_batch, steps)
+    noise = rng.standard_normal((len(perm), noise_dim)).astype(np.float32)
     images = augment(x[perm], seed, epoch, shift, rotate)
     columns = (images, noise)
     if (clean_targets or second_view) and (shift or rotate):
         columns += (x[perm],)
         if second_view:
             columns += (augment(x[perm], seed, epoch, shift, rotate, view=1),)
-    return columns
+    return tuple(c[:steps * global_batch] for c in columns) if steps else columns
 
 
 def epoch_batches(x: np.ndarray, noise_dim: int, global_batch: int, seed: int, epoch: int,
                   shift: float = 0.0, rotate: float = 0.0, clean_targets: bool = False,
-                  second_view: bool = False) -> tf.data.Dataset:
+                  second_view: bool = False, steps: int = 0) -> tf.data.Dataset:
     """epoch_columns's arrays in full global batches, as the tf.data pipeline a strategy distributes."""
-    return batched(epoch_columns(x, noise_dim, seed, epoch, shift, rotate, clean_targets, second_view), global_batch)
+    return batched(epoch_columns(x, noise_dim, global_batch, seed, epoch, shift, rotate, clean_targets, second_view,
+                                 steps), global_batch)
 
 
 def make_train_step(model, optimizer, strategy: tf.distribute.Strategy, global_batch: int):
@@ -142,8 +149,8 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
     # 2. variables under the strategy's scope
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
-        model = build_model(config, data.image_shape)
-        optimizer = make_optimizer(config, steps_per_epoch=len(data.x_train) // g)
+        model = build_model(config, data.image_shape, data.x_train)
+        optimizer = make_optimizer(config, steps_per_epoch=epoch_steps(config, len(data.x_train)))
         optimizer.build(model.trainable_variables)
 
     # 3. resume
@@ -191,9 +198,9 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
             clock.append(time.perf_counter())
             return clock[-1] - clock[-2]
 
-        columns = epoch_columns(data.x_train, model.noise_dim, config.seed, epoch, config.augment_shift,
+        columns = epoch_columns(data.x_train, model.noise_dim, g, config.seed, epoch, config.augment_shift,
                                 config.augment_rotate, clean_targets=model.reconstructs_clean,
-                                second_view=config.uses_second_view)
+                                second_view=config.uses_second_view, steps=config.steps_per_epoch)
         timing = {"batches": lap()}
         logs = run_epoch(strategy, train_step, columns, global_batch=g)
         timing["steps"] = lap()

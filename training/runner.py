@@ -93,3 +93,10 @@ def run_epoch(strategy: tf.distribute.Strategy, step: EpochSteps, data: tf.data.
         raise ValueError(f"an epoch needs a known number (>= 1) of batches, not {n}")
     sums = step.over_iterator(iter(strategy.experimental_distribute_dataset(data)), tf.constant(n))
     return {k: float(v) / n for k, v in sums.items()}
+
+
+def epoch_order(rng: np.random.Generator, n: int, global_batch: int, steps: int = 0) -> np.ndarray:
+    """The order of an epoch's examples: one shuffled pass over n; with `steps` (steps_per_epoch) more
+    updates than one pass holds, as many reshuffled passes back to back as they need."""
+    passes = max(1, -(-steps * global_batch // n)) if steps else 1
+    return np.concatenate([rng.permutation(n) for _ in range(passes)])

@@ -94,7 +94,7 @@ def sweep_from_args(args):
     name = args.name or f"{base.model}-{dataset_label(base.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
     if args.resume and not args.name:
         raise UserError("--resume needs --name of the sweep to continue (see ./ray_results for names)")
-    space = load_space(args.space, base.model)
+    space = load_space(args.space, base.model, base.recon_scale)
     start_points = ()
     if args.preset:
         # The preset is one point of the space, and the first trial: the sweep can only improve on it.

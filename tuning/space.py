@@ -28,18 +28,25 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {
     "sae": {"latent_dim": {"choice": LATENT_DIMS}, "learning_rate": {"loguniform": [1e-4, 3e-3]},
             "sparsity_weight": {"loguniform": [1e-4, 1.0]}, "sparsity_target": {"choice": [0.05, 0.1, 0.2]}},
 }
+# With recon_scale="variance" the reconstruction is divided by the images' total pixel variance (52.9 on
+# MNIST-test), so the sparsity weight that balances it is about that much smaller.
+VARIANCE_SCALED = {"sparsity_weight": {"loguniform": [2e-6, 2e-2]}}
 KINDS = ("choice", "grid", "uniform", "loguniform", "randint")
 # Set by the sweep itself, never searched.
 NOT_SEARCHABLE = ("model", "dataset", "data_dir", "epochs")
 
 
-def default_space(model: str) -> dict[str, Any]:
-    return {k: dict(v) for k, v in DEFAULT_SPACES[model].items()}
+def default_space(model: str, recon_scale: str = "sum") -> dict[str, Any]:
+    space = {k: dict(v) for k, v in DEFAULT_SPACES[model].items()}
+    if model == "sae" and recon_scale == "variance":
+        space.update({k: dict(v) for k, v in VARIANCE_SCALED.items()})
+    return space
 
 
-def load_space(path: str | None, model: str) -> dict[str, Any]:
-    """The default space for `model`, with keys from the YAML file at `path` overriding it."""
-    space = default_space(model)
+def load_space(path: str | None, model: str, recon_scale: str = "sum") -> dict[str, Any]:
+    """The default space for `model` (and the SAE's reconstruction scale), with keys from the YAML file at
+    `path` overriding it."""
+    space = default_space(model, recon_scale)
     if not path:
         return space
     import yaml

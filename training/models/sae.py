@@ -38,8 +38,11 @@ class SparseAutoencoder(ConfiguredModel):
 
     config_type = SAEConfig
 
-    def __init__(self, image_shape, config: SAEConfig, **kwargs):
+    def __init__(self, image_shape, config: SAEConfig, recon_divisor: float = 1.0, **kwargs):
         super().__init__(image_shape, config, **kwargs)
+        # What the summed reconstruction error is divided by: 1, or with recon_scale="variance" the training
+        # images' total pixel variance (recon_divisor_for), fixed when the model is built and saved with it.
+        self.recon_divisor = float(recon_divisor)
         x_in, h = encoder_trunk(self.image_shape, config.hidden, config.activation, "enc")
         code = keras.layers.Dense(self.latent_dim, activation="sigmoid", name="code")(h)
         self.encoder = keras.Model(x_in, code, name="encoder")
@@ -47,6 +50,17 @@ class SparseAutoencoder(ConfiguredModel):
         logits = keras.layers.Dense(pixels(self.image_shape), name="x_logits")(h)
         self.decoder = keras.Model(z_in, logits, name="decoder")
         self.built = True  # every variable exists once the sub-models do
+
+    def get_config(self):
+        return {**super().get_config(), "recon_divisor": self.recon_divisor}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        divisor = float(config.pop("recon_divisor", 1.0))  # models saved before recon_scale existed: 1
+        model = super().from_config(config)
+        model.recon_divisor = divisor
+        return model
 
     @property
     def noise_dim(self):
@@ -121,8 +135,19 @@ class SparseAutoencoder(ConfiguredModel):
             recon = ops.sum(x_flat * ops.softplus(-logits) + (1.0 - x_flat) * ops.softplus(logits), axis=-1)
         else:
             recon = ops.sum(ops.square(x_flat - ops.sigmoid(logits)), axis=-1)
+        if self.recon_divisor != 1.0:
+            recon = recon / self.recon_divisor
         kl = kl_sparsity(self.config.sparsity_target, batch_mean(code))
         return {"loss": recon, "recon": recon, "sparsity_kl": kl, "penalty": self.config.sparsity_weight * kl}, code
 
     def build(self, input_shape=None):
         self.built = True
+
+
+def recon_divisor_for(config: SAEConfig, x_train) -> float:
+    """recon_scale="variance": the training images' total pixel variance, sum_j Var(x_j), the summed squared
+    error of reconstructing every image as the mean image (label-free, from the data); "sum": 1."""
+    if config.recon_scale != "variance":
+        return 1.0
+    flat = x_train.reshape(len(x_train), -1).astype("float64")
+    return float(flat.var(axis=0).sum()) or 1.0
