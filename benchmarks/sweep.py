@@ -53,7 +53,7 @@ PHASES = [
     ("data", "data"),
     ("run_start", "MLflow run start (start_run, tags, params, dataset lineage)"),
     ("build", "model build (strategy, variables)"),
-    ("checkpoint", "checkpointing (the loop's every epoch, Tune's report with checkpoint)"),
+    ("checkpoint", "checkpointing (the loop's when due, Tune's report with checkpoint)"),
     ("metrics", "per-epoch MLflow metric logging"),
     ("images", "images (per epoch and at the end, loss figure)"),
     ("final_eval", "final evaluation"),
@@ -220,9 +220,12 @@ def by_trial(events: list[dict]) -> dict[str, list[dict]]:
 
 
 def image_epochs(config: dict) -> set[int]:
+    """The epochs a sweep trial logs images at: every quarter of its epochs (tuning.sweep.image_cadence: the grace
+    period, as the sweeps measured here set no --image-every)."""
     from tracking.callback import image_schedule
 
-    return set(image_schedule(int(config.get("epochs", 1)), None))
+    epochs = int(config.get("epochs", 1))
+    return set(image_schedule(epochs, max(1, epochs // 4)))
 
 
 def trial_phases(ev: list[dict], model_start: float | None, planned_epochs: int | None) -> dict:
@@ -236,6 +239,7 @@ def trial_phases(ev: list[dict], model_start: float | None, planned_epochs: int 
     mid = {e["epoch"]: e["t"] for e in ev if e["event"] == "mid:epoch"}
     post = {e["epoch"]: e["t"] for e in ev if e["event"] == "post:epoch"}
     seconds = [float(e["seconds"]) for e in pre]
+    steps = [e.get("steps") for e in pre]  # the training steps alone (marks since the loop times them)
     p = dict.fromkeys([k for k, _ in PHASES], 0.0)
     start, end = t["start"], t.get("end", ev[-1]["t"])
 
@@ -280,6 +284,7 @@ def trial_phases(ev: list[dict], model_start: float | None, planned_epochs: int 
     p["other"] = max(0.0, end - start - epochs - sum(p.values()))
     steady = statistics.median(seconds[1:]) if len(seconds) > 1 else None
     return {"phases": p, "start": start, "end": end, "epochs": len(seconds), "step_s": epochs,
+            "train_s": sum(float(x) for x in steps) if steps and None not in steps else None,
             "steady_step_s": sum(seconds[1:]), "steady_epochs": seconds[1:],
             "tracing_s": seconds[0] - steady if steady is not None else 0.0,
             "peak_rss_mb": max(e["peak_rss_mb"] for e in ev), "run_id": first.get("config", {}).get("run_id"),
@@ -324,11 +329,13 @@ def analyze(run: dict, concurrency: int) -> dict:
     phases["process"] = sum(gaps) / n
     step = sum(r["step_s"] for r in rows)
     steady = sum(r["steady_step_s"] for r in rows)
+    train = sum(r["train_s"] for r in rows) if all(r["train_s"] is not None for r in rows) else None
     wall = run["wall_s"]
     results = [r["first_result"] for r in rows if r["first_result"]]
     return {"command": run["command"], "trials": n, "epochs": sum(r["epochs"] for r in rows),
             "wall_s": wall, "concurrency": concurrency, "step_s": step, "steady_step_s": steady,
             "efficiency": step / (wall * concurrency), "steady_efficiency": steady / (wall * concurrency),
+            "train_s": train, "train_efficiency": train / (wall * concurrency) if train is not None else None,
             "first_result_s": min(results) - run["launch"] if results else None,
             "startup_s": first_start - run["launch"] if first_start else None, "startup": startup,
             "overhead_s": sum(phases.values()), "amortised_overhead_s": (wall * concurrency - step) / n,
@@ -367,6 +374,8 @@ def table(setting: str, plain: dict, sweep: dict) -> str:
              row("mean epochs' time per trial (s)", "trial_step_s"),
              row("**efficiency** = sum of epochs / (wall x concurrency)", "efficiency", 2),
              row("efficiency, steady-state epochs only (first epoch of each trial left out)", "steady_efficiency", 2),
+             row("sum of the training steps alone (s; the loop's own timing)", "train_s"),
+             row("efficiency, training steps alone", "train_efficiency", 2),
              row("time to the first reported result (s)", "first_result_s"),
              row("start-up until the first trial starts (s)", "startup_s"),
              ]

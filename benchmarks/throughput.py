@@ -9,11 +9,16 @@ Each round runs, one after the other, (a) `keras.Model.fit` of the SAME model (o
 loss as `compute_loss`, Adam, the same batch size and inputs), (b) our loop (training.loop.train,
 with validation and a checkpoint every epoch, as a trial runs it) and (c) our loop under
 MirroredStrategy over 2 logical CPU devices; rounds alternate so that a busy neighbour slows all
-three alike. Reported per workload and variant (medians over rounds): samples/s in steady-state
-training steps (epochs after the first), ours/fit, achieved GFLOP/s (6 x the dense layers'
-multiply-adds per sample: forward 2, backward 4) against a float32 matmul peak measured in the same
-run, the steady-state epoch split into training steps and everything else, and the process's peak
-resident memory during the variant (VmHWM, reset before each one where Linux allows).
+three alike. Our loop runs as a `make sweep` trial does: the costlier validation figures (K=50
+importance samples, active units, k-means) every quarter of the epochs (ASHA's rungs) and at the end,
+a checkpoint when due. Reported per workload and variant (medians over rounds of the means over
+steady-state epochs, those after the first): samples/s in training steps, ours/fit, achieved GFLOP/s
+(6 x the dense layers' multiply-adds per sample: forward 2, backward 4) against a float32 matmul peak
+measured in the same run, the epoch split into training steps and everything else, and the process's
+peak resident memory during the variant (VmHWM, reset before each one where Linux allows); then, for
+our loop, everything else split into its parts.
+
+    python -m benchmarks.throughput --only vae --variants fit,ours --rounds 3   # one workload, two variants
 """
 from __future__ import annotations
 
@@ -105,8 +110,12 @@ def train_flops_per_sample(pixels: int, config) -> float:
 
 # ---- the three variants ----------------------------------------------------------------------------------
 def steady(values: list[float]) -> float:
-    """Median of the epochs after the first (which traces), or the only one."""
-    return statistics.median(values[1:] if len(values) > 1 else values)
+    """Mean of the epochs after the first (which traces), or the only one: the loop's costlier figures come
+    at a cadence, so the mean is what an epoch costs over a run."""
+    return statistics.fmean(values[1:] if len(values) > 1 else values)
+
+
+PARTS = ("batches", "validation", "validation with extras", "checkpoint", "callbacks")
 
 
 def run_fit(tf, keras, config, data, epochs: int) -> dict:
@@ -161,14 +170,35 @@ def mirrored_strategy(tf):
 
 
 def run_ours(tf, config, data, mirrored: bool) -> dict:
+    from training.callbacks import Callback, sparse_epochs
     from training.loop import train
+
+    class AsATrial(Callback):
+        def on_train_begin(self, context):
+            context.extras_every = max(1, config.epochs // 4)  # a sweep trial's: tuning.sweep.image_cadence
 
     strategy = mirrored_strategy(tf) if mirrored else None
     with tempfile.TemporaryDirectory(prefix="aesweep-throughput-") as tmp:
-        result = train(config, checkpoint_dir=tmp, distribution=strategy, dataset=data, evaluate_at_end=False)
+        result = train(config, callbacks=[AsATrial()], checkpoint_dir=tmp, distribution=strategy, dataset=data,
+                       evaluate_at_end=False)
     if result.diverged:
         raise RuntimeError(f"{config.model}: {result.status}")
-    return {"steps": [t["steps"] for t in result.timings], "epochs": [t["epoch"] for t in result.timings]}
+    extras = set(sparse_epochs(config.epochs, max(1, config.epochs // 4)))
+    timings = [t | {"extras": i + 1 in extras} for i, t in enumerate(result.timings)]
+    return {"steps": [t["steps"] for t in timings], "epochs": [t["epoch"] for t in timings], "timings": timings}
+
+
+def parts(timings: list[dict]) -> dict:
+    """Mean seconds per steady-state epoch of each part of our loop's epoch that is not training steps; validation
+    apart on epochs without and with the costlier figures (the mean at those epochs, and their share of epochs)."""
+    steady_epochs = timings[1:] if len(timings) > 1 else timings
+    out = {p: statistics.fmean(t[p] for t in steady_epochs) for p in ("batches", "checkpoint", "callbacks")}
+    plain = [t["validation"] for t in steady_epochs if not t["extras"]]
+    full = [t["validation"] for t in steady_epochs if t["extras"]]
+    out["validation"] = statistics.fmean(plain) if plain else float("nan")
+    out["validation with extras"] = statistics.fmean(full) if full else float("nan")
+    out["extras share"] = len(full) / len(steady_epochs)
+    return out
 
 
 def measure(tf, keras, workload: Workload, config, data, variant: str, epochs: int) -> dict:
@@ -181,7 +211,7 @@ def measure(tf, keras, workload: Workload, config, data, variant: str, epochs: i
     steps_per_epoch = len(data.x_train) // cfg.batch_size
     step_s, epoch_s = steady(out["steps"]), steady(out["epochs"])
     return {"samples_per_s": steps_per_epoch * cfg.batch_size / step_s, "step_s": step_s, "epoch_s": epoch_s,
-            "rss_mb": peak_rss_mb()}
+            "rss_mb": peak_rss_mb(), **(parts(out["timings"]) if "timings" in out else {})}
 
 
 # ---- data ------------------------------------------------------------------------------------------------
@@ -220,13 +250,48 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+PARTS_HEADER = ("workload", "variant", "steady epoch (s)", "training steps (s)", "input pipeline (s)",
+                "validation, plain epochs (s)", "validation with the costlier figures (s, at those epochs)",
+                "share of epochs with them", "checkpoint (s)", "callbacks (s)",
+                "everything else, epochs without the costlier figures (% of such an epoch)")
+
+
+def parts_table(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(PARTS_HEADER) + " |", "| " + " | ".join("---" for _ in PARTS_HEADER) + " |"]
+    for r in rows:
+        if "batches" not in r:
+            continue
+        plain_else = r["batches"] + r["validation"] + r["checkpoint"] + r["callbacks"]
+        cells = (r["workload"], r["variant"], f"{r['epoch_s']:.4f}", f"{r['step_s']:.4f}", f"{r['batches']:.4f}",
+                 f"{r['validation']:.4f}", f"{r['validation with extras']:.4f}", f"{r['extras share']:.2f}",
+                 f"{r['checkpoint']:.4f}", f"{r['callbacks']:.4f}",
+                 f"{100 * plain_else / (plain_else + r['step_s']):.0f}%")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def load_average() -> float:
+    """The 1-minute load average (nan where /proc/loadavg is missing): how busy the machine was."""
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except OSError:
+        return float("nan")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=None, help="folder with the MNIST t10k files (default: random "
                                                     "MNIST-shaped images)")
     p.add_argument("--rounds", type=int, default=None, metavar="N", help="alternated rounds (default 3; 1 with --quick)")
     p.add_argument("--quick", action="store_true", help="1 round, few epochs, small data: checks the output only")
+    p.add_argument("--only", choices=("dec", "vae"), default=None, help="one workload: the DEC AE or the default VAE")
+    p.add_argument("--variants", default=",".join(VARIANTS), metavar="V,...",
+                   help=f"comma-separated variants to run, of {', '.join(VARIANTS)} (default all; ours/fit needs fit)")
     args = p.parse_args(argv)
+    variants = tuple(v for v in args.variants.split(",") if v)
+    if not variants or any(v not in VARIANTS for v in variants):
+        p.error(f"invalid --variants {args.variants!r}: a comma-separated list of {', '.join(VARIANTS)}")
     rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
     if rounds < 1:
         p.error(f"invalid --rounds {rounds}: must be >= 1")
@@ -240,26 +305,30 @@ def main(argv=None) -> int:
     t_start = time.time()
     peak = matmul_peak_gflops(tf, n=512 if args.quick else 1024, seconds=0.5 if args.quick else 3.0)
     print(f"[throughput] float32 matmul peak {peak:.1f} GFLOP/s", flush=True)
-    rows, sources = [], []
+    rows, sources, loads = [], [], []
     for w in WORKLOADS:
+        if args.only and not w.name.startswith({"dec": "DEC", "vae": "default VAE"}[args.only]):
+            continue
         config, data, source = load(w, args.data_dir, args.quick)
         sources.append(f"{w.name}: {source}")
         flops = train_flops_per_sample(int(np.prod(data.image_shape)), config)
         epochs = w.quick_epochs if args.quick else w.epochs
-        runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+        runs: dict[str, list[dict]] = {v: [] for v in variants}
         for r in range(rounds):
-            for v in VARIANTS:
+            for v in variants:
+                loads.append(load_average())
                 m = measure(tf, keras, w, config, data, v, epochs)
                 runs[v].append(m)
                 print(f"[throughput] {w.name} round {r + 1}/{rounds} {v}: {m['samples_per_s']:.0f} samples/s, "
                       f"epoch {m['epoch_s']:.3f}s (steps {m['step_s']:.3f}s), peak RSS {m['rss_mb']:.0f} MB",
                       flush=True)
-        fit_rate = statistics.median(m["samples_per_s"] for m in runs["fit"])
-        for v in VARIANTS:
+        fit_rate = statistics.median(m["samples_per_s"] for m in runs["fit"]) if "fit" in runs else None
+        for v in variants:
             med = {k: statistics.median(m[k] for m in runs[v]) for k in runs[v][0]}
             gflops = med["samples_per_s"] * flops / 1e9
             rows.append({"workload": w.name, "variant": v, **med,
-                         "ratio": "1.00 (reference)" if v == "fit" else f"{med['samples_per_s'] / fit_rate:.2f}",
+                         "ratio": "1.00 (reference)" if v == "fit" else
+                         f"{med['samples_per_s'] / fit_rate:.2f}" if fit_rate else "n/a (no fit)",
                          "gflops": gflops, "peak_pct": 100 * gflops / peak,
                          "overhead_pct": 100 * max(0.0, med["epoch_s"] - med["step_s"]) / med["epoch_s"]})
     cpu_name = platform.processor() or platform.machine()
@@ -267,8 +336,10 @@ def main(argv=None) -> int:
           f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores ({cpu_name}), Python {platform.python_version()}, "
           f"TF {tf.__version__}, Keras {keras.__version__}; `python -m benchmarks.throughput "
           f"{' '.join(argv if argv is not None else sys.argv[1:])}`; {rounds} alternated round(s), medians; "
-          f"float32 matmul peak {peak:.1f} GFLOP/s; {(time.time() - t_start) / 60:.1f} min in all.\n"
-          + "".join(f"Data: {s}.\n" for s in sources) + "\n" + table(rows))
+          f"float32 matmul peak {peak:.1f} GFLOP/s; {(time.time() - t_start) / 60:.1f} min in all; 1-minute load "
+          f"average {min(loads):.1f}-{max(loads):.1f} (/proc/loadavg, before each variant).\n"
+          + "".join(f"Data: {s}.\n" for s in sources) + "\n" + table(rows) + "\n\nOur loop's epoch, everything "
+          "that is not training steps (means per steady-state epoch):\n\n" + parts_table(rows))
     return 0
 
 

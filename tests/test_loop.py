@@ -35,7 +35,7 @@ def test_same_seed_same_metrics(digits, kind):
     assert a.metrics == b.metrics
     assert losses(train(cfg.replace(seed=1), dataset=digits)) != losses(a)
     assert {"val_loss", "val_cluster_acc", "test_recon_mse", "cluster_acc_test", "nmi_test"} <= set(a.metrics)
-    # Held-out clustering every epoch (what clustering sweeps rank by): above chance after even 2 epochs.
+    # Held-out clustering (2 epochs: both carry the costlier figures): above chance after even 2 epochs.
     assert all(0.25 < h["val_cluster_acc"] <= 1 for h in a.history)  # chance: about 0.17
     if kind == "vae":
         assert a.metrics["test_log_likelihood"] >= a.metrics["test_elbo"]
@@ -108,6 +108,68 @@ def test_stop_training_from_a_callback(digits):
 
     r = train(TrainConfig(model="sae", epochs=5, **SMALL), dataset=digits, callbacks=[Stop()])
     assert r.status == "stopped at epoch 2" and len(r.history) == 2 and "val_loss" in r.metrics
+
+
+def test_costlier_figures_at_their_cadence_and_every_epoch_where_asked(digits):
+    """K=50 estimate, active units and k-means on the sparse epochs (here every 2nd and the last); a name in
+    context.every_epoch (a sweep's metric) every epoch; the losses every epoch."""
+    from training.evaluate import EXTRAS
+
+    class Ask(Callback):
+        def __init__(self, every, names):
+            self.every, self.names = every, names
+
+        def on_train_begin(self, context):
+            context.extras_every = self.every
+            context.every_epoch.update(self.names)
+
+    cfg = TrainConfig(model="vae", epochs=5, **SMALL)
+    r = train(cfg, dataset=digits, callbacks=[Ask(2, ())], evaluate_at_end=False)
+    assert [sorted(k for k in EXTRAS if k in h) for h in r.history] == [[], sorted(EXTRAS), [], sorted(EXTRAS),
+                                                                         sorted(EXTRAS)]
+    assert all({"val_loss", "val_elbo", "val_recon_mse"} <= set(h) for h in r.history)
+    asked = train(cfg, dataset=digits, callbacks=[Ask(2, ("val_cluster_acc",))], evaluate_at_end=False)
+    assert all("val_cluster_acc" in h for h in asked.history)
+    assert [h["val_loss"] for h in asked.history] == [h["val_loss"] for h in r.history]
+    assert asked.history[1] == {**r.history[1], "seconds": asked.history[1]["seconds"]}  # same figures
+
+
+def test_checkpoints_when_due_at_the_end_and_when_asked(tmp_path, digits):
+    """No checkpoint per epoch: at the last epoch, and when a callback asks (context.save_checkpoint, as Tune's
+    reporter does before handing it on)."""
+    seen = []
+
+    class Look(Callback):
+        def on_epoch_end(self, epoch, logs, context):
+            state = tmp_path / "state.json"
+            seen.append(json.loads(state.read_text())["epoch"] if state.is_file() else None)
+            if epoch == 2:
+                context.save_checkpoint()
+                seen.append(json.loads(state.read_text())["epoch"])
+
+    train(TrainConfig(model="vae", epochs=4, **SMALL), dataset=digits, checkpoint_dir=str(tmp_path),
+          callbacks=[Look()], evaluate_at_end=False)
+    assert seen == [None, None, 2, 2, 4]
+
+
+def test_epoch_over_arrays_equals_epoch_over_a_dataset(digits):
+    """One replica: the epoch's arrays go to the device without a tf.data pipeline; the same steps, same figures."""
+    from training.backend import keras, tf
+    from training.loop import epoch_columns, make_optimizer, make_train_step
+    from training.runner import run_epoch
+
+    cfg = TrainConfig(model="vae", iw_train_samples=2, **SMALL)
+    columns = epoch_columns(digits.x_train, 2 * cfg.latent_dim, 64, seed=0, epoch=1)
+    results = []
+    for data in (epoch_batches(digits.x_train, 2 * cfg.latent_dim, 64, seed=0, epoch=1), columns):
+        keras.utils.set_random_seed(0)
+        model = build_model(cfg, digits.image_shape)
+        optimizer = make_optimizer(cfg, len(digits.x_train) // 64)
+        step = make_train_step(model, optimizer, tf.distribute.get_strategy(), 64)
+        logs = run_epoch(tf.distribute.get_strategy(), step, data, global_batch=64)
+        results.append((logs, [np.asarray(w) for w in model.weights]))
+    (a, wa), (b, wb) = results
+    assert a == b and len(wa) == len(wb) and all(np.array_equal(x, y) for x, y in zip(wa, wb))
 
 
 def test_batch_larger_than_data_is_a_config_error(digits):

@@ -114,7 +114,10 @@ def test_quick_benchmark_prints_a_table(tmp_path):
     figures = json.loads(out_json.read_text())["settings"]["short"]
     for side in ("plain", "sweep"):
         f = figures[side]
-        assert f["trials"] == 2 and f["epochs"] == 4  # the plain process ran the sweep's trainings
+        # The plain process ran the sweep's trainings: as many epochs as the sweep trained (2 a trial, or 1 where
+        # ASHA stopped the second trial to reach its rung at epoch 1 below the first: the order and the unseeded
+        # sweep's values decide that).
+        assert f["trials"] == 2 and 3 <= f["epochs"] == figures["sweep"]["epochs"] <= 4
         assert 0 < f["efficiency"] <= 1 and f["wall_s"] > f["step_s"] / f["concurrency"] > 0
         assert f["first_result_s"] > 0 and f["peak_rss_mb"]["max"] > 100
         assert math.isclose(f["overhead_s"], sum(f["phases"].values()))

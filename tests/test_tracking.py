@@ -298,6 +298,7 @@ def test_replayed_epochs_are_not_logged_twice(tmp_path):
     class KeepEpoch1(Callback):
         def on_epoch_end(self, epoch, logs, context):
             if epoch == 1:
+                context.save_checkpoint()  # as Tune's reporter does before handing a checkpoint on
                 shutil.copytree(context.checkpoint_dir, tmp_path / "ckpt-epoch1")
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"

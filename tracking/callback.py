@@ -9,23 +9,19 @@ import mlflow
 import numpy as np
 
 from tracking.termination import check_terminated
-from training.callbacks import Callback
+from training.callbacks import Callback, sparse_epochs
 from training.config import applicable_params
 
 log = logging.getLogger("aesweep.tracking")
 HEADLINE_SECTION = "sweep"
 
 
-MAX_IMAGE_STEPS = 10
-
-
 def image_schedule(epochs: int, every: int | None) -> list[int]:
     """The epochs that log images: every `every` epochs (default 1), thinned to a multiple of `every` when that
-    would make more than MAX_IMAGE_STEPS steps, plus the last epoch: at most MAX_IMAGE_STEPS image steps however
-    long the run. A run stopped early also logs its last epoch's images (`on_train_end`), within the bound."""
-    every = max(1, every or 1)
-    interval = every * math.ceil(math.ceil(epochs / MAX_IMAGE_STEPS) / every)
-    return sorted(set(range(interval, epochs + 1, interval)) | {epochs})
+    would make more than MAX_SPARSE_STEPS (10) steps, plus the last epoch: at most that many image steps however
+    long the run (training.callbacks.sparse_epochs; the loop's costlier validation figures come at the same
+    epochs). A run stopped early also logs its last epoch's images (`on_train_end`), within the bound."""
+    return sparse_epochs(epochs, every)
 
 
 class MlflowCallback(Callback):
@@ -48,6 +44,7 @@ class MlflowCallback(Callback):
 
     def on_train_begin(self, context):
         c, d = context.config, context.dataset
+        context.extras_every = self.image_every  # the costlier validation figures with the images, same steps
         run = mlflow.active_run()
         if context.start_epoch or run.data.metrics:
             history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")

@@ -4,12 +4,30 @@ Subclass `Callback` and pass instances to `train(config, callbacks=[...])`. The 
 fires events only on the chief worker unless a callback sets `chief_only = False`
 (Ray Train requires every worker to report). Setting `context.stop_training = True`
 in `on_epoch_end` stops training after that epoch.
+
+The costlier validation figures (training.evaluate.EXTRAS: the K=50 importance-weighted estimate, active
+units, k-means) come at a bounded cadence, `sparse_epochs(epochs, context.extras_every)`, the epochs that
+also log images; a callback that reads one of them at every epoch (a sweep's metric) names it in
+`context.every_epoch` in `on_train_begin`. Checkpoints are written at a bounded cadence too; a callback
+that hands the checkpoint on (Tune's report) calls `context.save_checkpoint()` first.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
+
+MAX_SPARSE_STEPS = 10
+
+
+def sparse_epochs(epochs: int, every: int | None) -> list[int]:
+    """Every `every` epochs (default 1), thinned to a multiple of `every` when that would make more than
+    MAX_SPARSE_STEPS epochs, plus the last epoch: at most MAX_SPARSE_STEPS epochs however long the run. The
+    epochs of images (tracking.callback) and of the costlier validation figures (training.loop)."""
+    every = max(1, every or 1)
+    interval = every * math.ceil(math.ceil(epochs / MAX_SPARSE_STEPS) / every)
+    return sorted(set(range(interval, epochs + 1, interval)) | {epochs})
 
 
 @dataclass
@@ -27,6 +45,15 @@ class TrainContext:
     checkpoint_dir: str | None = None
     history: list[dict] = field(default_factory=list)
     stop_training: bool = False
+    # Set in on_train_begin: the cadence of the costlier validation figures (see sparse_epochs), and those of
+    # them (training.evaluate.EXTRAS) wanted every epoch.
+    extras_every: int | None = None
+    every_epoch: set[str] = field(default_factory=set)
+    # Writes the epoch just trained to checkpoint_dir unless it is there already (the loop sets it).
+    save_checkpoint: Callable[[], None] = lambda: None
+    # Per epoch of this process, seconds by part (TrainResult.timings); in on_epoch_end the last entry is the
+    # epoch's so far: "batches", "steps", "validation", "checkpoint".
+    timings: list[dict] = field(default_factory=list)
 
 
 class Callback:
@@ -36,7 +63,8 @@ class Callback:
         """Before the first epoch of this process (after any checkpoint was restored)."""
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float], context: TrainContext) -> None:
-        """After epoch `epoch` (1-based) was trained, validated and checkpointed."""
+        """After epoch `epoch` (1-based) was trained and validated; checkpointed when due (else
+        `context.save_checkpoint()` writes it)."""
 
     def on_cluster_epoch_end(self, epoch: int, logs: dict[str, float], context: TrainContext) -> None:
         """After epoch `epoch` (1-based) of clustering fine-tuning (cluster_epochs > 0), which follows training."""

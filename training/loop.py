@@ -7,7 +7,8 @@ Not `model.fit`: Keras 3 `fit` fails under MultiWorkerMirroredStrategy with 2+ w
   3. restore the latest checkpoint, if any;
   4. per epoch: a seeded shuffle and noise draw, distributed batches of the GLOBAL batch size,
      per-replica losses averaged over the global batch, gradients summed across replicas;
-     validation; checkpoint; callbacks;
+     validation (one compiled call; the costlier figures at a bounded cadence); a checkpoint when
+     CHECKPOINT_SECONDS have passed, at the last epoch, and before an interrupt leaves the loop; callbacks;
   5. final evaluation; callbacks.
 
     result = train(TrainConfig(model="vae", dataset="digits", epochs=5))
@@ -24,14 +25,19 @@ import numpy as np
 
 from training import checkpoint as ckpt
 from training.augment import augment
-from training.callbacks import Callback, TrainContext
+from training.callbacks import Callback, TrainContext, sparse_epochs
 from training.config import ConfigError, TrainConfig
 from training.data import Dataset, load_dataset
 from training.backend import keras, tf
 from training.distribute import Distribution, describe, global_batch_gather, global_batch_mean, select_strategy
 from training import evaluate
 from training.models import build_model
-from training.runner import epoch_order, make_step, run_epoch
+from training.runner import batched, epoch_order, make_step, run_epoch
+
+# A checkpoint at most this often, and at the last epoch, at a stop and before an exception (SIGTERM, Ctrl-C,
+# Tune's stop) leaves the loop: so an interrupted run loses no epoch, and a killed one at most this much training.
+# (One per epoch cost the default VAE on digits ~7 ms of a ~30-ms epoch: BENCHMARKS.md, Throughput.)
+CHECKPOINT_SECONDS = 10.0
 
 
 @dataclass
@@ -45,7 +51,8 @@ class TrainResult:
     config: TrainConfig
     distribution: dict = field(default_factory=dict)
     cluster_history: list[dict] = field(default_factory=list)  # per-epoch logs of IDEC fine-tuning
-    # Per epoch of this process: seconds in training steps and in all (validation, checkpoint, callbacks too).
+    # Per epoch of this process, seconds: "batches" (the epoch's input pipeline), "steps" (training steps),
+    # "validation", "checkpoint", "callbacks", and "epoch" (all of them).
     timings: list[dict] = field(default_factory=list)
 
     @property
@@ -58,13 +65,13 @@ def epoch_steps(config: TrainConfig, n: int) -> int:
     return config.steps_per_epoch or n // config.batch_size
 
 
-def epoch_batches(x: np.ndarray, noise_dim: int, global_batch: int, seed: int, epoch: int,
-                  shift: float = 0.0, rotate: float = 0.0, clean_targets: bool = False,
-                  second_view: bool = False, steps: int = 0) -> tf.data.Dataset:
-    """The epoch's shuffled full batches of (images, noise[, clean images[, second views]]):
+def epoch_columns(x: np.ndarray, noise_dim: int, global_batch: int, seed: int, epoch: int, shift: float = 0.0,
+                  rotate: float = 0.0, clean_targets: bool = False, second_view: bool = False,
+                  steps: int = 0) -> tuple[np.ndarray, ...]:
+    """The epoch's shuffled (images, noise[, clean images[, second views]]), one row per example, in batch order:
     per-example noise and augmentation, all a pure function of (seed, epoch). With augmentation on,
     `clean_targets` adds the un-augmented images (reconstruction targets) and `second_view` another
-    augmentation of each image. `steps` > 0: exactly that many batches (epoch_order)."""
+    augmentation of each image. `steps` > 0: exactly that many global batches' rows (epoch_order)."""
     rng = np.random.default_rng([seed, epoch])
     perm = epoch_order(rng, len(x), global_batch, steps)
     noise = rng.standard_normal((len(perm), noise_dim)).astype(np.float32)
@@ -74,12 +81,15 @@ def epoch_batches(x: np.ndarray, noise_dim: int, global_batch: int, seed: int, e
         columns += (x[perm],)
         if second_view:
             columns += (augment(x[perm], seed, epoch, shift, rotate, view=1),)
-    ds = tf.data.Dataset.from_tensor_slices(columns).batch(global_batch, drop_remainder=True)
-    if steps:
-        ds = ds.take(steps)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    return tuple(c[:steps * global_batch] for c in columns) if steps else columns
+
+
+def epoch_batches(x: np.ndarray, noise_dim: int, global_batch: int, seed: int, epoch: int,
+                  shift: float = 0.0, rotate: float = 0.0, clean_targets: bool = False,
+                  second_view: bool = False, steps: int = 0) -> tf.data.Dataset:
+    """epoch_columns's arrays in full global batches, as the tf.data pipeline a strategy distributes."""
+    return batched(epoch_columns(x, noise_dim, global_batch, seed, epoch, shift, rotate, clean_targets, second_view,
+                                 steps), global_batch)
 
 
 def make_train_step(model, optimizer, strategy: tf.distribute.Strategy, global_batch: int):
@@ -168,29 +178,56 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
     train_step = make_train_step(model, optimizer, strategy, g)
     status = "finished"
     epoch = start_epoch
-    timings: list[dict] = []
+    timings = context.timings
+    validate = evaluate.Validation(model, data.x_val, config.seed, data.y_val, data.num_classes, compiled=True)
+    extras_at = set(sparse_epochs(config.epochs, context.extras_every))  # else only those asked for every epoch
+    saved = {"epoch": start_epoch, "at": time.monotonic()}
+
+    def save_checkpoint() -> None:
+        if write_dir and saved["epoch"] != epoch:
+            ckpt.save(write_dir, model, optimizer, epoch, history, config.to_dict())
+            saved.update(epoch=epoch, at=time.monotonic())
+
+    context.save_checkpoint = save_checkpoint
 
     # 4. epochs
     for epoch in range(start_epoch + 1, config.epochs + 1):
-        t0 = time.time()
-        batches = epoch_batches(data.x_train, model.noise_dim, g, config.seed, epoch, config.augment_shift,
+        clock = [time.perf_counter()]
+
+        def lap() -> float:
+            clock.append(time.perf_counter())
+            return clock[-1] - clock[-2]
+
+        columns = epoch_columns(data.x_train, model.noise_dim, g, config.seed, epoch, config.augment_shift,
                                 config.augment_rotate, clean_targets=model.reconstructs_clean,
                                 second_view=config.uses_second_view, steps=config.steps_per_epoch)
-        t_steps = time.perf_counter()
-        logs = run_epoch(strategy, train_step, batches)
-        step_seconds = time.perf_counter() - t_steps
+        timing = {"batches": lap()}
+        logs = run_epoch(strategy, train_step, columns, global_batch=g)
+        timing["steps"] = lap()
         logs["loss"] = logs["loss"] + logs.pop("penalty")
-        logs.update(evaluate.validation_metrics(model, data.x_val, config.seed, data.y_val, data.num_classes))
+        logs.update(validate(evaluate.EXTRAS if epoch in extras_at else context.every_epoch))
+        timing["validation"] = lap()
         if not all(math.isfinite(v) for v in logs.values()):
             status = f"diverged at epoch {epoch}"
             epoch -= 1
             break
-        logs["seconds"] = time.time() - t0
+        logs["seconds"] = clock[-1] - clock[0]
         history.append(logs)
-        if write_dir:
-            ckpt.save(write_dir, model, optimizer, epoch, history, config.to_dict())
-        fire("on_epoch_end", epoch, logs)
-        timings.append({"steps": step_seconds, "epoch": time.time() - t0})
+        if epoch == config.epochs or time.monotonic() - saved["at"] >= CHECKPOINT_SECONDS:
+            save_checkpoint()
+        timing["checkpoint"] = lap()
+        timings.append(timing)
+        try:
+            fire("on_epoch_end", epoch, logs)
+            if context.stop_training:
+                save_checkpoint()
+        except BaseException as e:  # SIGTERM (tracking.termination), Ctrl-C, Tune's stop: the epoch is kept
+            try:
+                save_checkpoint()
+            except Exception as failed:
+                e.add_note(f"(the checkpoint of epoch {epoch} could not be written: {failed})")
+            raise
+        timing.update(callbacks=lap(), epoch=clock[-1] - clock[0])
         if context.stop_training:
             status = f"stopped at epoch {epoch}"
             break
@@ -204,7 +241,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
                                on_epoch=lambda e, logs: fire("on_cluster_epoch_end", e, logs))
     metrics: dict[str, float] = {}
     if evaluate_at_end and not status.startswith("diverged"):
-        metrics = evaluate.evaluate(model, data, config)
+        metrics = evaluate.evaluate(model, data, config)  # eager, as before: the final figures unchanged
     result = TrainResult(status=status, epochs_completed=epoch, history=history, metrics=metrics, model=model,
                          dataset=data, config=config,
                          distribution={"strategy": distribution.name, "replicas": distribution.num_replicas,

@@ -22,14 +22,14 @@ class TrainReporter(TuneReporter):
 
     chief_only = False
 
-    def __init__(self, rank: int):
+    def __init__(self, rank: int, metric: str = ""):
         import ray.train
 
-        super().__init__(ray.train.report, ray.train.Checkpoint)
+        super().__init__(ray.train.report, ray.train.Checkpoint, metric=metric)
         self.rank = rank
 
-    def checkpoint(self, context_dir):
-        return super().checkpoint(context_dir) if self.rank == 0 else None
+    def checkpoint(self, context):
+        return super().checkpoint(context) if self.rank == 0 else None
 
 
 def worker_loop(loop_config: dict) -> None:
@@ -43,7 +43,7 @@ def worker_loop(loop_config: dict) -> None:
     rank = ray.train.get_context().get_world_rank()
     checkpoint_dir = Path(tempfile.mkdtemp(prefix=f"aesweep-w{rank}-"))
     restore_checkpoint(ray.train.get_checkpoint(), checkpoint_dir)
-    reporter = TrainReporter(rank)
+    reporter = TrainReporter(rank, setup.metric)
     try:
         result = train_tracked(config, setup, loop_config["run_id"] if rank == 0 else None, checkpoint_dir, reporter)
         reporter.finish(result, str(checkpoint_dir))

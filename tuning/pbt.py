@@ -129,7 +129,7 @@ def on_start(setup, sampled: dict, trial_id: str, run_id: str, checkpoint_dir: P
     write_origin(checkpoint_dir, trial_id, run_id)
 
 
-def reporter(report, checkpoint_cls, every: int):
+def reporter(report, checkpoint_cls, every: int, metric: str = ""):
     """A TuneReporter that checkpoints every `every` epochs (PBT's perturbation interval) instead of by time:
     a donor's checkpoint is then at most one interval old, and Tune keeps them all (few: epochs / interval)."""
     from tuning.tracked_trial import TuneReporter
@@ -142,7 +142,7 @@ def reporter(report, checkpoint_cls, every: int):
                 return
             due = epoch == 1 or epoch % every == 0
             # (A report PBT pauses the trial at does not return; that is no early stop: it resumes later.)
-            self.report(logs, checkpoint=self.checkpoint(context.checkpoint_dir) if due else None)
+            self.report(logs, checkpoint=self.checkpoint(context) if due else None)
 
         def finish(self, result, checkpoint_dir) -> None:
             if self.pending is None and result.history and result.epochs_completed == result.config.epochs:
@@ -150,4 +150,4 @@ def reporter(report, checkpoint_cls, every: int):
                 self.pending = {**result.history[-1], "epoch": result.epochs_completed}
             super().finish(result, checkpoint_dir)
 
-    return EpochReporter(report, checkpoint_cls, checkpoint_seconds=0.0)
+    return EpochReporter(report, checkpoint_cls, checkpoint_seconds=0.0, metric=metric)

@@ -66,7 +66,8 @@ class Mark(Callback):
         mark(f"{self.where}:train_begin")
 
     def on_epoch_end(self, epoch, logs, context):
-        mark(f"{self.where}:epoch", epoch=epoch, seconds=logs.get("seconds"))
+        steps = context.timings[-1].get("steps") if context.timings else None  # the training steps alone
+        mark(f"{self.where}:epoch", epoch=epoch, seconds=logs.get("seconds"), steps=steps)
 
     def on_train_end(self, result, context):
         mark(f"{self.where}:train_end", epochs=result.epochs_completed)

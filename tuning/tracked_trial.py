@@ -49,16 +49,23 @@ class TuneReporter(Callback):
     a scheduler stops a trial when it reaches max_t, so nothing may be reported after that.
     """
 
-    def __init__(self, report, checkpoint_cls, checkpoint_seconds: float = CHECKPOINT_SECONDS):
+    def __init__(self, report, checkpoint_cls, checkpoint_seconds: float = CHECKPOINT_SECONDS, metric: str = ""):
         self.report = report  # ray.tune.report, or ray.train.report on Ray Train workers
         self.checkpoint_cls = checkpoint_cls
+        self.metric = metric  # the sweep's: the scheduler compares it at every report, so the loop computes it each epoch
         self.checkpoint_seconds = checkpoint_seconds
         self.last_checkpoint: float | None = None
         self.pending: dict | None = None
         self.stopped_at: int | None = None  # the epoch whose report Tune stopped the trial at (ASHA)
 
-    def checkpoint(self, context_dir):
-        return self.checkpoint_cls.from_directory(context_dir)
+    def checkpoint(self, context):
+        """The epoch's checkpoint for Tune (the loop writes one only when due: written now if it is not yet)."""
+        context.save_checkpoint()
+        return self.checkpoint_cls.from_directory(context.checkpoint_dir)
+
+    def on_train_begin(self, context):
+        if self.metric:
+            context.every_epoch.add(self.metric)
 
     def on_epoch_end(self, epoch, logs, context):
         logs = {**logs, "epoch": epoch, "replicas": context.num_replicas, "workers": context.num_workers}
@@ -70,15 +77,16 @@ class TuneReporter(Callback):
         if due:
             self.last_checkpoint = now
         try:
-            self.report(logs, checkpoint=self.checkpoint(context.checkpoint_dir) if due else None)
+            self.report(logs, checkpoint=self.checkpoint(context) if due else None)
         except SystemExit:  # how Tune stops a function trial: its report does not return
             self.stopped_at = epoch
             raise
 
     def finish(self, result, checkpoint_dir) -> None:
         """The final report: the last epoch's logs plus the final metrics."""
-        if self.pending is not None:
-            self.report({**self.pending, **result.metrics, "final": 1}, checkpoint=self.checkpoint(checkpoint_dir))
+        if self.pending is not None:  # the last epoch: always checkpointed by the loop
+            self.report({**self.pending, **result.metrics, "final": 1},
+                        checkpoint=self.checkpoint_cls.from_directory(checkpoint_dir))
 
 
 def quiet_worker(verbose: bool) -> None:

@@ -97,11 +97,11 @@ def train_in_process(config: TrainConfig, setup: TrialSetup, trial_id: str, run_
     """Train here, logging to the child run and reporting each epoch; the final report adds test metrics."""
     from ray import tune
 
-    reporter = TuneReporter(report, tune.Checkpoint)
+    reporter = TuneReporter(report, tune.Checkpoint, metric=setup.metric)
     if setup.pbt_keys:
         from tuning.pbt import reporter as pbt_reporter
 
-        reporter = pbt_reporter(report, tune.Checkpoint, setup.pbt_interval)
+        reporter = pbt_reporter(report, tune.Checkpoint, setup.pbt_interval, metric=setup.metric)
     try:
         result = train_tracked(config, setup, run_id, checkpoint_dir, reporter)
     except SystemExit:
