@@ -78,10 +78,10 @@ def idec(model, data, config, strategy: tf.distribute.Strategy, on_epoch=None) -
         perm = epoch_order(rng, len(p), g, config.steps_per_epoch)
         # Targets from the clean images, inputs augmented as in pretraining (as DEC-DA does).
         images = augment(data.x_train[perm], config.seed, 10_000 + epoch, config.augment_shift, config.augment_rotate)
-        ds = tf.data.Dataset.from_tensor_slices((images, p[perm], data.x_train[perm])).batch(g, drop_remainder=True)
-        if config.steps_per_epoch:
-            ds = ds.take(config.steps_per_epoch)
-        means = run_epoch(strategy, step, ds.prefetch(tf.data.AUTOTUNE))
+        columns = (images, p[perm], data.x_train[perm])
+        if config.steps_per_epoch:  # exactly that many global batches, cut as pretraining's epochs are
+            columns = tuple(c[:config.steps_per_epoch * g] for c in columns)
+        means = run_epoch(strategy, step, columns, global_batch=g)
         logs.append({"cluster_epoch": epoch, "labels_changed": changed, **means})
         if on_epoch is not None:
             on_epoch(epoch, logs[-1])
