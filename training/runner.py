@@ -48,21 +48,24 @@ def make_step(strategy: tf.distribute.Strategy, optimizer, variables: list,
         return {k: tf.cast(strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None), tf.float64)
                 for k, v in per_replica.items()}
 
-    @tf.function
+    # The loops are explicit `tf.while_loop`s and autograph is off: autograph converted every function the step
+    # calls (the model's losses, the optimizer's update; none has tensor-dependent Python control flow), about
+    # half of the first call's tracing (BENCHMARKS.md, Sweep overhead). The same ops in the same order.
+    def add(sums, logs):
+        return {k: sums[k] + logs[k] for k in sums}
+
+    @tf.function(autograph=False)
     def over_iterator(iterator, n):
         sums = one_step(next(iterator))  # the first step outside the loop fixes the logs' names
-        for _ in tf.range(n - 1):
-            logs = one_step(next(iterator))
-            sums = {k: sums[k] + logs[k] for k in sums}
-        return sums
+        return tf.while_loop(lambda i, _: i < n, lambda i, s: (i + 1, add(s, one_step(next(iterator)))),
+                             (tf.constant(1, n.dtype), sums), maximum_iterations=n - 1)[1]
 
-    @tf.function
+    @tf.function(autograph=False)
     def over_arrays(columns):
         sums = one_step(tuple(c[0] for c in columns))
-        for i in tf.range(1, tf.shape(columns[0])[0]):
-            logs = one_step(tuple(c[i] for c in columns))
-            sums = {k: sums[k] + logs[k] for k in sums}
-        return sums
+        n = tf.shape(columns[0])[0]
+        return tf.while_loop(lambda i, _: i < n, lambda i, s: (i + 1, add(s, one_step(tuple(c[i] for c in columns)))),
+                             (tf.constant(1), sums), maximum_iterations=n - 1)[1]
 
     return EpochSteps(over_iterator, over_arrays)
 
