@@ -263,10 +263,13 @@ def run(sweep: SweepConfig) -> dict:
         if not sweep.resume:
             log_sweep_params(sweep)
         results = fit(sweep, param_space, parent.uri, parent.experiment_id, parent.run_id, storage)
+        timing.mark("driver:tuned")
         summary = summarize(results, sweep, parent.uri, parent.experiment_id, parent.run_id)
+        timing.mark("driver:summary")
         from tracking.sweep_report import write_at_end
 
         write_at_end(parent.uri, parent.run_id, storage / sweep.name / "report")  # also logged: report/index.html
+        timing.mark("driver:report")
         if summary.get("best") is None:
             # No trial trained to the end: the sweep failed, with the trials' own reasons in one line.
             reason = no_trial_finished(summary.get("trials", []))
