@@ -77,7 +77,8 @@ TAIL = [
     ("driver:tuned", "Tune's end after the last trial"),
     ("driver:summary", "the summary (best model registered, comparison figures, trials.json)"),
     ("driver:report", "the sweep report (importance, figures, HTML)"),
-    ("exit", "run end, Ray shutdown, `mlflow run`'s exit"),
+    ("driver:done", "the parent run's end"),
+    ("exit", "the driver's exit (Ray's shutdown), `mlflow run`'s end"),
 ]
 
 
