@@ -173,7 +173,10 @@ def init_ray(sweep: SweepConfig, cluster: bool) -> None:
         # The dashboard stays on loopback. Ray Train needs it: its state API is what releases the
         # placement group of a trial that ASHA stopped (without it the next trial waits forever). Single-worker
         # trials do not, and its processes would take CPU from the trials.
-        kwargs |= dict(dashboard_host="127.0.0.1", include_dashboard=sweep.workers_per_trial > 1)
+        kwargs |= dict(dashboard_host="127.0.0.1", include_dashboard=sweep.workers_per_trial > 1,
+                       # Ray starts a Python worker per CPU as the driver connects; Tune's trial actors never
+                       # took them (each trial got a new process; Ray 2.60), so they only took CPU from the start.
+                       _system_config={"prestart_worker_first_driver": False})
         if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
             print("[aesweep] warning: RAY_AUTH_MODE=disabled: every user of this machine can run "
                   "code on it while the sweep runs; unset it (token authentication is Ray's default)",
