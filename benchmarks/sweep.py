@@ -18,7 +18,9 @@ concurrency), where a trial's training-step time is its epochs' `seconds` as the
 steady-state figure without each trial's first epoch); time to the first reported result; the per-trial
 overhead (a trial's time that is not epochs, plus the wait for its process between trials), broken
 down by phase; peak resident memory per trial (each trial's own peak, also in a reused process);
-the load average during the run (the machine may be shared). The wall time is the whole command's.
+the load average during the run (the machine may be shared); the start-up before the first trial and the tail
+after the last (Tune's end, the summary, the report, the exit), split by the driver's marks. The wall time is the
+whole command's.
 """
 from __future__ import annotations
 
