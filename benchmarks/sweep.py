@@ -18,7 +18,9 @@ concurrency), where a trial's training-step time is its epochs' `seconds` as the
 steady-state figure without each trial's first epoch); time to the first reported result; the per-trial
 overhead (a trial's time that is not epochs, plus the wait for its process between trials), broken
 down by phase; peak resident memory per trial (each trial's own peak, also in a reused process);
-the load average during the run (the machine may be shared). The wall time is the whole command's.
+the load average during the run (the machine may be shared); the start-up before the first trial and the tail
+after the last (Tune's end, the summary, the report, the exit), split by the driver's marks. The wall time is the
+whole command's.
 """
 from __future__ import annotations
 
@@ -69,6 +71,16 @@ STARTUP = [
     ("driver:ray", "MLflow store and Ray start"),
     ("driver:fit", "parent run, Tune set-up"),
     ("first_trial", "the first trial's process start"),
+]
+
+
+# The rows of the tail (seconds from the last trial's end to the command's exit), from the driver's marks.
+TAIL = [
+    ("driver:tuned", "Tune's end after the last trial"),
+    ("driver:summary", "the summary (best model registered, comparison figures, trials.json)"),
+    ("driver:report", "the sweep report (importance, figures, HTML)"),
+    ("driver:done", "the parent run's end"),
+    ("exit", "the driver's exit (Ray's shutdown), `mlflow run`'s end"),
 ]
 
 
@@ -321,6 +333,11 @@ def analyze(run: dict, concurrency: int) -> dict:
         t = first_start if key == "first_trial" else driver.get(key)
         startup[key] = t - previous if t is not None else None
         previous = t if t is not None else previous
+    tail, previous = {}, max((r["end"] for r in rows), default=None)
+    for key, _ in TAIL:
+        t = run["launch"] + run["wall_s"] if key == "exit" else driver.get(key)
+        tail[key] = t - previous if t is not None and previous is not None else None
+        previous = t if t is not None else previous
     process = [e["t"] for e in run["events"] if e["event"] == "process"]
     imports = [e["t"] for e in run["events"] if e["event"] == "imports" and not e["trial"]]
     if process and imports:  # the plain process: its start and imports come once, before the first trial
@@ -338,6 +355,7 @@ def analyze(run: dict, concurrency: int) -> dict:
             "train_s": train, "train_efficiency": train / (wall * concurrency) if train is not None else None,
             "first_result_s": min(results) - run["launch"] if results else None,
             "startup_s": first_start - run["launch"] if first_start else None, "startup": startup,
+            "tail_s": run["launch"] + wall - max(r["end"] for r in rows), "tail": tail,
             "overhead_s": sum(phases.values()), "amortised_overhead_s": (wall * concurrency - step) / n,
             "phases": phases, "tracing_s": statistics.fmean(r["tracing_s"] for r in rows),
             "trial_step_s": statistics.fmean(r["step_s"] for r in rows),
@@ -382,6 +400,10 @@ def table(setting: str, plain: dict, sweep: dict) -> str:
     for key, label in STARTUP:
         lines.append(f"| &nbsp;&nbsp;{label} | {fmt(plain.get('startup', {}).get(key), 2)} | "
                      f"{fmt(sweep.get('startup', {}).get(key), 2)} |")
+    lines.append(row("after the last trial's end until the command exits (s)", "tail_s"))
+    for key, label in TAIL:
+        lines.append(f"| &nbsp;&nbsp;{label} | {fmt(plain.get('tail', {}).get(key), 2)} | "
+                     f"{fmt(sweep.get('tail', {}).get(key), 2)} |")
     lines.append(row("**per-trial overhead** (s, mean; the rows below)", "overhead_s"))
     for key, label in PHASES:
         lines.append(f"| &nbsp;&nbsp;{label} | {fmt(plain['phases'][key], 2)} | {fmt(sweep['phases'][key], 2)} |")

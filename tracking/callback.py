@@ -91,7 +91,10 @@ class MlflowCallback(Callback):
             return
         for key, image in images.items():
             try:
-                mlflow.log_image(np.ascontiguousarray(image), key=key, step=step)
+                # Synchronous: MLflow's asynchronous image logging (its default) starts a queue whose thread polls
+                # with a 1-s timeout, and ending the run waits for that poll: ~1 s at every trial's end, against
+                # ~10 ms to write the image here (BENCHMARKS.md, Sweep overhead). A failed write is caught below.
+                mlflow.log_image(np.ascontiguousarray(image), key=key, step=step, synchronous=True)
             except Exception as e:
                 warnings.warn(f"could not log image {key!r} at epoch {step}: {e}")
 

@@ -48,21 +48,38 @@ def make_step(strategy: tf.distribute.Strategy, optimizer, variables: list,
         return {k: tf.cast(strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None), tf.float64)
                 for k, v in per_replica.items()}
 
-    @tf.function
-    def over_iterator(iterator, n):
-        sums = one_step(next(iterator))  # the first step outside the loop fixes the logs' names
-        for _ in tf.range(n - 1):
-            logs = one_step(next(iterator))
-            sums = {k: sums[k] + logs[k] for k in sums}
-        return sums
+    def log_names(batch_of: Callable, *args) -> list[str]:
+        """The names of the step's logs: the loss function's, traced alone (forward only) in a graph that never runs."""
+        names: list[str] = []
 
-    @tf.function
+        def forward(*args):
+            names.extend(strategy.run(lambda *batch: loss_fn(*batch)[1], args=batch_of(*args)))
+
+        tf.function(forward, autograph=False).get_concrete_function(*args)
+        return names
+
+    # Each loop is one `tf.while_loop` with every step inside it: the step (forward, gradients, update) is built
+    # once, where a first step outside the loop (to learn the logs' names) built it twice. The sums start at 0.0
+    # (0.0 + x == x in float64). Autograph is off: it converted every function the step calls (the model's
+    # losses, the optimizer's update; none has tensor-dependent Python control flow). Together they cut the first
+    # call's tracing by about two thirds (BENCHMARKS.md, Sweep overhead).
+    def loop(n, step_at: Callable, names: list[str]):
+        """n steps (step_at(i) -> logs) -> {name: float64 sum over the steps}, in step order."""
+        def body(i, sums):
+            logs = step_at(i)
+            return i + 1, {k: sums[k] + logs[k] for k in sums}
+
+        zeros = {k: tf.constant(0.0, tf.float64) for k in names}
+        return tf.while_loop(lambda i, _: i < n, body, (tf.zeros_like(n), zeros), maximum_iterations=n)[1]
+
+    @tf.function(autograph=False)
+    def over_iterator(iterator, n):
+        return loop(n, lambda _: one_step(next(iterator)), log_names(next, iterator))
+
+    @tf.function(autograph=False)
     def over_arrays(columns):
-        sums = one_step(tuple(c[0] for c in columns))
-        for i in tf.range(1, tf.shape(columns[0])[0]):
-            logs = one_step(tuple(c[i] for c in columns))
-            sums = {k: sums[k] + logs[k] for k in sums}
-        return sums
+        return loop(tf.shape(columns[0])[0], lambda i: one_step(tuple(c[i] for c in columns)),
+                    log_names(lambda *cs: tuple(c[0] for c in cs), *columns))
 
     return EpochSteps(over_iterator, over_arrays)
 

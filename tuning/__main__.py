@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         from tuning.sweep import run
 
         summary = run(sweep_from_args(args))
+        from tuning import timing
+
+        timing.mark("driver:done")  # the parent run ended; what follows is the interpreter's exit (Ray's shutdown)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -173,7 +173,10 @@ def init_ray(sweep: SweepConfig, cluster: bool) -> None:
         # The dashboard stays on loopback. Ray Train needs it: its state API is what releases the
         # placement group of a trial that ASHA stopped (without it the next trial waits forever). Single-worker
         # trials do not, and its processes would take CPU from the trials.
-        kwargs |= dict(dashboard_host="127.0.0.1", include_dashboard=sweep.workers_per_trial > 1)
+        kwargs |= dict(dashboard_host="127.0.0.1", include_dashboard=sweep.workers_per_trial > 1,
+                       # Ray starts a Python worker per CPU as the driver connects; Tune's trial actors never
+                       # took them (each trial got a new process; Ray 2.60), so they only took CPU from the start.
+                       _system_config={"prestart_worker_first_driver": False})
         if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
             print("[aesweep] warning: RAY_AUTH_MODE=disabled: every user of this machine can run "
                   "code on it while the sweep runs; unset it (token authentication is Ray's default)",
@@ -263,10 +266,13 @@ def run(sweep: SweepConfig) -> dict:
         if not sweep.resume:
             log_sweep_params(sweep)
         results = fit(sweep, param_space, parent.uri, parent.experiment_id, parent.run_id, storage)
+        timing.mark("driver:tuned")
         summary = summarize(results, sweep, parent.uri, parent.experiment_id, parent.run_id)
+        timing.mark("driver:summary")
         from tracking.sweep_report import write_at_end
 
         write_at_end(parent.uri, parent.run_id, storage / sweep.name / "report")  # also logged: report/index.html
+        timing.mark("driver:report")
         if summary.get("best") is None:
             # No trial trained to the end: the sweep failed, with the trials' own reasons in one line.
             reason = no_trial_finished(summary.get("trials", []))
