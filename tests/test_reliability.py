@@ -164,7 +164,9 @@ def test_tracking_server_gone_stops_training_in_one_line(tmp_path):
     [run] = store.search_runs([e.experiment_id for e in store.search_experiments()])
     assert run.info.status == "RUNNING"  # the server could not be told
     with mlflow_server(tmp_path, port=int(url.rsplit(":", 1)[1])):  # the server is back
-        out = subprocess.run([sys.executable, "-m", "tracking", "best", "--tracking-uri", url], cwd=ROOT, env=env,
+        # The first command against a server just restarted may wait on its start: not the 3-s timeout of above.
+        out = subprocess.run([sys.executable, "-m", "tracking", "best", "--tracking-uri", url], cwd=ROOT,
+                             env=env | {"MLFLOW_HTTP_REQUEST_TIMEOUT": "60", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3"},
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr[-2000:]
         assert f"closed run {run.info.run_id}" in out.stdout
