@@ -333,10 +333,11 @@ def analyze(run: dict, concurrency: int) -> dict:
         t = first_start if key == "first_trial" else driver.get(key)
         startup[key] = t - previous if t is not None else None
         previous = t if t is not None else previous
-    tail, previous = {}, max((r["end"] for r in rows), default=None)
+    last_end = max(r["end"] for r in rows)
+    tail, previous = {}, last_end
     for key, _ in TAIL:
         t = run["launch"] + run["wall_s"] if key == "exit" else driver.get(key)
-        tail[key] = t - previous if t is not None and previous is not None else None
+        tail[key] = t - previous if t is not None else None
         previous = t if t is not None else previous
     process = [e["t"] for e in run["events"] if e["event"] == "process"]
     imports = [e["t"] for e in run["events"] if e["event"] == "imports" and not e["trial"]]
@@ -355,7 +356,7 @@ def analyze(run: dict, concurrency: int) -> dict:
             "train_s": train, "train_efficiency": train / (wall * concurrency) if train is not None else None,
             "first_result_s": min(results) - run["launch"] if results else None,
             "startup_s": first_start - run["launch"] if first_start else None, "startup": startup,
-            "tail_s": run["launch"] + wall - max(r["end"] for r in rows), "tail": tail,
+            "tail_s": run["launch"] + wall - last_end, "tail": tail,
             "overhead_s": sum(phases.values()), "amortised_overhead_s": (wall * concurrency - step) / n,
             "phases": phases, "tracing_s": statistics.fmean(r["tracing_s"] for r in rows),
             "trial_step_s": statistics.fmean(r["step_s"] for r in rows),
