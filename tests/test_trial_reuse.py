@@ -56,3 +56,24 @@ def test_a_trial_asha_stops_still_ends_with_its_images(epochs):
     assert reuse_processes(sweep) and not reuse_processes(replace(sweep, workers_per_trial=2))
     given = sweep_from_args(build_parser().parse_args(["--max-epochs", str(epochs), "--image-every", "1"]))
     assert image_cadence(given) == 1
+
+
+@pytest.mark.parametrize("driver_status", [None, "FINISHED", "FAILED"])
+def test_a_stopped_trial_thread_keeps_the_status_the_driver_gave_its_run(tmp_path, driver_status):
+    """Tune stops a trial (SystemExit) in a reused process only when the next trial takes it: by then the driver
+    may have ended the run (tuning.status). The trial's run context keeps that status; else it ends the run KILLED."""
+    import mlflow
+
+    from tracking.session import ending_run
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    run = mlflow.start_run()
+    client = MlflowClient(uri)
+    with pytest.raises(SystemExit):
+        with ending_run(defer_sigterm=False):
+            if driver_status:
+                client.set_terminated(run.info.run_id, status=driver_status)  # the driver, as tuning.status does
+            raise SystemExit(0)
+    assert mlflow.active_run() is None
+    assert client.get_run(run.info.run_id).info.status == (driver_status or "KILLED")

@@ -78,6 +78,8 @@ def ending_run(defer_sigterm: bool = True):
         previous = signal.signal(signal.SIGTERM, signal.SIG_IGN) if main else None  # we are ending anyway
         active = mlflow.active_run()
         try:
+            if outcome["status"] == "KILLED" and active is not None:
+                outcome["status"] = ended_elsewhere(active.info.run_id) or "KILLED"
             mlflow.end_run(status=outcome["status"])
         except Exception as e:
             if not store_gone(e):
@@ -90,6 +92,14 @@ def ending_run(defer_sigterm: bool = True):
         finally:
             if main:
                 signal.signal(signal.SIGTERM, previous)
+
+
+def ended_elsewhere(run_id: str) -> str | None:
+    """The status a run already ended with by another hand (FINISHED or FAILED), else None. A sweep's driver ends
+    the run of a trial that Ray Tune stopped (tuning.status) while the trial's thread may still be running, to be
+    stopped later (SystemExit): that interrupt must not turn the driver's FINISHED into KILLED."""
+    status = mlflow.MlflowClient().get_run(run_id).info.status
+    return status if status in ("FINISHED", "FAILED") else None
 
 
 def store_gone(e: BaseException) -> bool:

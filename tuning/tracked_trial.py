@@ -56,7 +56,6 @@ class TuneReporter(Callback):
         self.checkpoint_seconds = checkpoint_seconds
         self.last_checkpoint: float | None = None
         self.pending: dict | None = None
-        self.stopped_at: int | None = None  # the epoch whose report Tune stopped the trial at (ASHA)
 
     def checkpoint(self, context):
         """The epoch's checkpoint for Tune (the loop writes one only when due: written now if it is not yet)."""
@@ -76,11 +75,8 @@ class TuneReporter(Callback):
         due = self.last_checkpoint is None or now - self.last_checkpoint >= self.checkpoint_seconds
         if due:
             self.last_checkpoint = now
-        try:
-            self.report(logs, checkpoint=self.checkpoint(context) if due else None)
-        except SystemExit:  # how Tune stops a function trial: its report does not return
-            self.stopped_at = epoch
-            raise
+        # Tune stops a function trial (ASHA) by raising SystemExit from this report.
+        self.report(logs, checkpoint=self.checkpoint(context) if due else None)
 
     def finish(self, result, checkpoint_dir) -> None:
         """The final report: the last epoch's logs plus the final metrics."""

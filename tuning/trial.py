@@ -102,15 +102,10 @@ def train_in_process(config: TrainConfig, setup: TrialSetup, trial_id: str, run_
         from tuning.pbt import reporter as pbt_reporter
 
         reporter = pbt_reporter(report, tune.Checkpoint, setup.pbt_interval, metric=setup.metric)
-    try:
-        result = train_tracked(config, setup, run_id, checkpoint_dir, reporter)
-    except SystemExit:
-        if reporter.stopped_at is not None:
-            # Tune stopped the trial at a report (ASHA): a planned end. In a reused process the trial's thread
-            # ends only when the next trial takes the process, after the driver completed its run
-            # (tuning.status), and its run context has just closed it KILLED: completed again, as the driver does.
-            child_runs(setup).complete_child(trial_id, reporter.stopped_at)
-        raise
+    # Tune stopping the trial at a report (ASHA) raises SystemExit here, in a reused process only when the next
+    # trial takes it: the driver has ended the run FINISHED by then (tuning.status) and the run context leaves it so
+    # (tracking.session.ended_elsewhere); in the other order the driver ends the KILLED run FINISHED.
+    result = train_tracked(config, setup, run_id, checkpoint_dir, reporter)
     if result.diverged:
         # The run is already FAILED with the reason; Tune gets one last result with the worst value of its
         # metric (a result without the metric would abort the whole sweep), and the sweep goes on.
