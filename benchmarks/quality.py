@@ -5,8 +5,10 @@
 
 Trains each recipe with seeds 0..N-1 (`--seeds`, default 5), prints a table of ours (mean, sd and a
 95% Student-t interval over the seeds) against the anchors, and writes it into BENCHMARKS.md (between
-the `quality` markers) with the date, the machine and the command. A target is "met" only when the
-interval's lower end clears it. Nothing here selects: each recipe is fixed beforehand, every seed
+the `quality` markers): each benchmark's row as soon as its seeds are done, replacing that benchmark's
+row and keeping the others', with where it was measured (date, code commit, machine, command). So
+`--only` runs refresh their rows, and a run stopped part-way keeps the rows it finished. A target is
+"met" only when the interval's lower end clears it. Nothing here selects: each recipe is fixed beforehand, every seed
 counts, and test figures are computed once per seed, at the end. `--quick` shrinks every recipe (few
 epochs, 2 seeds, K=100): it checks the pipeline, not the targets, and only prints its table (unless
 `--output` is given).
@@ -15,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.host import LoadSampler, code_version, machine
 from benchmarks.unseen import UNSEEN_SETS, unseen_datasets
 from training.data import DataError, load_dataset
 from training.presets import preset, quick as shrink
@@ -206,35 +207,53 @@ def anchor_text(a: Anchor, pixels: float | None) -> str | None:
     return f"{a.name} {a.value}" + (f" [{a.where}]" if a.where else "")
 
 
+def row(o: Outcome, quick: bool) -> str:
+    b = o.benchmark
+    anchors = "; ".join(t for a in b.anchors if (t := anchor_text(a, o.pixels))) or "—"
+    extras = ", ".join(f"{k} {statistics.fmean(v):.4f}" for k, v in o.extras.items()) or "—"
+    cells = (b.title, f"`{b.recipe}`", b.split, o.estimator or "—", o.cell(), o.interval_cell(), o.seeds_cell(),
+             o.verdict(quick), anchors, extras, f"{o.seconds / 60:.1f} min")
+    return "| " + " | ".join(c.replace("|", "/") for c in cells) + " |"
+
+
 def table(outcomes: list[Outcome], quick: bool) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
-    for o in outcomes:
-        b = o.benchmark
-        anchors = "; ".join(t for a in b.anchors if (t := anchor_text(a, o.pixels))) or "—"
-        extras = ", ".join(f"{k} {statistics.fmean(v):.4f}" for k, v in o.extras.items()) or "—"
-        cells = (b.title, f"`{b.recipe}`", b.split, o.estimator or "—", o.cell(), o.interval_cell(), o.seeds_cell(),
-                 o.verdict(quick), anchors, extras, f"{o.seconds / 60:.1f} min")
-        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + [row(o, quick) for o in outcomes])
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import tensorflow as tf
-
-    gpus = len(tf.config.list_physical_devices("GPU"))
-    return f"{os.cpu_count()} CPU cores ({cpu}), {gpus} GPU(s), Python {platform.python_version()}, TF {tf.__version__}"
+PROTOCOL = ("Each row is the latest run of its benchmark: seeds 0..N-1 of a fixed recipe, every one counted; 95% "
+            "interval = mean ± t(0.975, n-1) sd / sqrt(n); a target is met only when the interval's lower end "
+            "clears it. A run replaces the rows of the benchmarks it ran and keeps the others; where each row was "
+            "measured is listed under the table.")
+MEASURED = "Where each row was measured:"
 
 
-def write_section(path: Path, text: str) -> None:
+def row_key(line: str) -> str:
+    return line[2:].split(" | ")[0]
+
+
+def read_block(text: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The rows and their provenance lines already in a quality block, by benchmark title."""
+    if BEGIN not in text or END not in text:
+        return {}, {}
+    lines = text[text.index(BEGIN) + len(BEGIN):text.index(END)].splitlines()
+    table = [ln for ln in lines if ln.startswith("| ")][2:]  # after the header and the separator
+    if table and table[0].count(" | ") != len(HEADER) - 1:
+        table = []  # another layout: its rows cannot be kept
+    provenance = {ln[4:].split("**:")[0]: ln for ln in lines if ln.startswith("- **") and "**:" in ln}
+    return {row_key(ln): ln for ln in table if ln.count(" | ") == len(HEADER) - 1}, provenance
+
+
+def write_rows(path: Path, rows: dict[str, str], provenance: dict[str, str]) -> None:
+    """Put these rows (by benchmark title) into the file's quality block, keeping the block's other rows."""
     old = path.read_text() if path.exists() else "# Benchmarks\n"
+    kept_rows, kept_provenance = read_block(old)
+    kept_rows.update(rows)
+    kept_provenance.update(provenance)
+    table = ["| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER), *kept_rows.values()]
+    where = [kept_provenance[k] for k in kept_rows if k in kept_provenance]
+    text = "\n".join(["### Quality against published anchors (written by `python -m benchmarks.quality`)", "",
+                      PROTOCOL, "", *table, "", MEASURED, *where])
     block = f"{BEGIN}\n{text}\n{END}"
     if BEGIN in old and END in old:
         new = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
@@ -271,18 +290,23 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds if args.seeds is not None else (QUICK_SEEDS if args.quick else SEEDS)
     if seeds < 1:
         p.error(f"--seeds {seeds}: give at least 1 (2 or more for an interval)")
-    outcomes = [run_one(b, args.data_dir, args.quick, seeds) for b in chosen]
     command = "python -m benchmarks.quality " + " ".join(sys.argv[1:] if argv is None else argv)
-    text = (f"### Quality{' (quick mode: pipeline check, not the targets)' if args.quick else ''}\n\n"
-            f"{time.strftime('%Y-%m-%d')}, {machine()}; `{command.strip()}`; "
-            f"{(time.time() - t0) / 60:.1f} min in all. Seeds 0..{seeds - 1} of each fixed recipe, every one "
-            f"counted; 95% interval = mean ± t(0.975, n-1) sd / sqrt(n); a target is met only when the "
-            f"interval's lower end clears it.\n\n{table(outcomes, args.quick)}\n")
-    print(text)
     # A quick run checks the pipeline: it never replaces the measured figures in BENCHMARKS.md unasked.
-    output = args.output or (None if args.quick else str(ROOT / "BENCHMARKS.md"))
-    if output and not args.no_write:
-        write_section(Path(output), text)
+    output = None if args.no_write else args.output or (None if args.quick else str(ROOT / "BENCHMARKS.md"))
+    code, outcomes = code_version(), []
+    for b in chosen:
+        with LoadSampler(every=30.0) as load:
+            outcomes.append(o := run_one(b, args.data_dir, args.quick, seeds))
+        where = f"code {code}, {machine()}; `{command.strip()}`"  # machine() names TF once training imported it
+        if output:  # each row as soon as it is measured: a run stopped later keeps it
+            mode = " (quick mode: a pipeline check, not the targets)" if args.quick else ""
+            write_rows(Path(output), {b.title: row(o, args.quick)},
+                       {b.title: f"- **{b.title}**: {time.strftime('%Y-%m-%d %H:%M %Z')}{mode}, {where}; "
+                                 f"{o.seconds / 60:.1f} min at {load.text()}."})
+    print(f"### Quality{' (quick mode: pipeline check, not the targets)' if args.quick else ''}\n\n"
+          f"{time.strftime('%Y-%m-%d')}, {where}; {(time.time() - t0) / 60:.1f} min in all. Seeds 0..{seeds - 1} "
+          f"of each fixed recipe, every one counted.\n\n{table(outcomes, args.quick)}\n")
+    if output:
         print(f"[quality] wrote {output}")
     return 0
 

@@ -27,15 +27,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+from benchmarks.host import LoadSampler, code_version, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 2  # the sweep's trials at once: 1 CPU per trial on the 2-core machine
@@ -85,31 +85,6 @@ TAIL = [
 
 
 # --- running -----------------------------------------------------------------------------------------
-
-class LoadSampler:
-    """The 1-minute load average every few seconds while a run goes on (the machine is shared)."""
-
-    def __init__(self, every: float = 5.0):
-        self.every, self.samples, self._stop = every, [], threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while True:
-            self.samples.append(os.getloadavg()[0])
-            if self._stop.wait(self.every):
-                return
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def summary(self) -> dict:
-        return {"mean": statistics.fmean(self.samples), "max": max(self.samples)} if self.samples else {}
-
 
 def venv_env(extra: dict) -> dict:
     """This interpreter's bin first on PATH (`mlflow` and `python` by name, as `make sweep` sets it)."""
@@ -439,13 +414,6 @@ def verdicts(name: str, sweep: dict, quick: bool) -> list[str]:
     return out
 
 
-def machine() -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return (f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
-
-
 def settings(args) -> dict[str, dict]:
     if args.quick:
         return {"short": dict(QUICK)}
@@ -476,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     work = Path(tempfile.mkdtemp(prefix="aesweep-bench-", dir="/tmp")) if args.keep is None else args.keep
     work.mkdir(parents=True, exist_ok=True)
-    print(f"# Sweep overhead: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine()}")
+    print(f"# Sweep overhead: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; code {code_version()}; "
+          f"{machine()}")
     print(f"command: python -m benchmarks.sweep {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
     figures = {}
     if args.reanalyze:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -32,6 +31,8 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from benchmarks.host import code_version, load_average, machine
 
 VARIANTS = ("fit", "ours", "ours-mirrored")
 
@@ -270,15 +271,6 @@ def parts_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def load_average() -> float:
-    """The 1-minute load average (nan where /proc/loadavg is missing): how busy the machine was."""
-    try:
-        with open("/proc/loadavg") as f:
-            return float(f.read().split()[0])
-    except OSError:
-        return float("nan")
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=None, help="folder with the MNIST t10k files (default: random "
@@ -331,10 +323,8 @@ def main(argv=None) -> int:
                          f"{med['samples_per_s'] / fit_rate:.2f}" if fit_rate else "n/a (no fit)",
                          "gflops": gflops, "peak_pct": 100 * gflops / peak,
                          "overhead_pct": 100 * max(0.0, med["epoch_s"] - med["step_s"]) / med["epoch_s"]})
-    cpu_name = platform.processor() or platform.machine()
     print(f"\n### Throughput{' (quick mode: output check, not figures)' if args.quick else ''}\n\n"
-          f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores ({cpu_name}), Python {platform.python_version()}, "
-          f"TF {tf.__version__}, Keras {keras.__version__}; `python -m benchmarks.throughput "
+          f"{time.strftime('%Y-%m-%d')}, code {code_version()}, {machine()}, Keras {keras.__version__}; `python -m benchmarks.throughput "
           f"{' '.join(argv if argv is not None else sys.argv[1:])}`; {rounds} alternated round(s), medians; "
           f"float32 matmul peak {peak:.1f} GFLOP/s; {(time.time() - t_start) / 60:.1f} min in all; 1-minute load "
           f"average {min(loads):.1f}-{max(loads):.1f} (/proc/loadavg, before each variant).\n"

@@ -87,3 +87,22 @@ def test_unseen_target_is_k_means_on_pixels_plus_the_margin():
     assert Outcome(b, seeds, pixels=0.79).verdict(False).startswith("k-means on pixels + 0.1 = 0.89: met")
     assert Outcome(b, seeds, pixels=0.81).verdict(False).startswith("k-means on pixels + 0.1 = 0.91: not met")
     assert Outcome(b, seeds).verdict(False) == "—"  # no pixel figure (unlabelled): nothing to judge
+
+
+def test_a_run_replaces_its_rows_and_keeps_the_others(tmp_path):
+    """`--only` runs refresh their own rows; the block's other rows and where they were measured stay."""
+    from benchmarks.quality import BENCHMARKS, Outcome, read_block, row, write_rows
+
+    mnist, frey = (next(b for b in BENCHMARKS if b.recipe == r) for r in ("mnist-sae", "frey-vae"))
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text("# Benchmarks\n\nbefore\n\n<!-- quality:begin -->\nan older layout\n<!-- quality:end -->\n\nafter\n")
+    write_rows(path, {mnist.title: row(Outcome(mnist, [0.80, 0.82]), False)}, {mnist.title: f"- **{mnist.title}**: run 1."})
+    write_rows(path, {frey.title: row(Outcome(frey, [1360.0, 1362.0]), False)}, {frey.title: f"- **{frey.title}**: run 2."})
+    write_rows(path, {mnist.title: row(Outcome(mnist, [0.90, 0.92]), False)}, {mnist.title: f"- **{mnist.title}**: run 3."})
+    text = path.read_text()
+    assert text.startswith("# Benchmarks\n\nbefore\n\n") and text.endswith("\n\nafter\n") and "older layout" not in text
+    rows, provenance = read_block(text)
+    assert list(rows) == [mnist.title, frey.title]  # the first row keeps its place
+    assert "**0.9100**" in rows[mnist.title] and "**1361.0**" in rows[frey.title]
+    assert provenance == {mnist.title: f"- **{mnist.title}**: run 3.", frey.title: f"- **{frey.title}**: run 2."}
+    assert text.count("| benchmark |") == 1 and text.count("<!-- quality:begin -->") == 1
