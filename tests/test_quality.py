@@ -106,3 +106,22 @@ def test_a_run_replaces_its_rows_and_keeps_the_others(tmp_path):
     assert "**0.9100**" in rows[mnist.title] and "**1361.0**" in rows[frey.title]
     assert provenance == {mnist.title: f"- **{mnist.title}**: run 3.", frey.title: f"- **{frey.title}**: run 2."}
     assert text.count("| benchmark |") == 1 and text.count("<!-- quality:begin -->") == 1
+
+
+def test_readme_quotes_the_benchmark_table_as_written():
+    """The README's quality figures are the BENCHMARKS.md block's, word for word, and it quotes every row."""
+    import re
+
+    from benchmarks.quality import read_block
+
+    rows, provenance = read_block((ROOT / "BENCHMARKS.md").read_text())
+    readme = (ROOT / "README.md").read_text()
+    assert rows and set(provenance) == set(rows)  # every row says where it was measured
+    quoted = set(re.findall(r"\*\*-?[0-9.]+\*\* ± [0-9.]+ sd", readme))
+    shown = {}
+    for title, line in rows.items():
+        cells = line[2:-2].split(" | ")
+        assert "quick mode" not in line, f"{title}: a quick run's row is not a figure"
+        shown[cells[4]] = title
+        assert cells[4] in readme and cells[5] in readme, f"README does not quote {title}: {cells[4]}, {cells[5]}"
+    assert quoted <= set(shown), f"README quotes figures the table does not hold: {quoted - set(shown)}"

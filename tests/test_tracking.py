@@ -312,3 +312,50 @@ def test_replayed_epochs_are_not_logged_twice(tmp_path):
     client = MlflowClient(uri)
     assert [m.step for m in client.get_metric_history(run.run_id, "loss")] == [1, 2, 3]
     assert client.get_run(run.run_id).info.status == "FINISHED"
+
+
+def test_epoch_metrics_are_sent_in_batches_and_none_is_lost(tmp_path, monkeypatch):
+    """Epochs' metrics are held back between sends (one request for many short epochs), but sent before any
+    checkpoint is written, when training is interrupted, and at the end: each epoch keeps its own step."""
+    from mlflow.tracking import MlflowClient
+
+    import tracking.callback
+    from training.callbacks import Callback
+    from training.config import TrainConfig
+    from training.data import load_dataset
+    from training.loop import train
+    from tracking.session import tracked_run
+
+    monkeypatch.setattr(tracking.callback, "FLUSH_SECONDS", 3600.0)  # no send because time has passed
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = TrainConfig(dataset="digits", latent_dim=2, hidden=(16,), batch_size=64, epochs=8, iw_samples=5)
+    data = load_dataset("digits")
+    seen: dict[int, list[int]] = {}
+
+    class Look(Callback):  # what the store holds at each epoch's end, after the tracking callback ran
+        def __init__(self, stop_at=None):
+            self.stop_at = stop_at
+
+        def on_epoch_end(self, epoch, logs, context):
+            seen[epoch] = [m.step for m in MlflowClient(uri).get_metric_history(run.run_id, "loss")]
+            if epoch == 4:
+                context.save_checkpoint()  # as Tune's reporter does before handing a checkpoint on
+            if epoch == self.stop_at:
+                raise KeyboardInterrupt  # Ctrl-C, or Tune stopping the trial
+
+    quiet = dict(system_metrics=False, log_model=False, quiet=True, image_every=100)  # images only at the end
+    with tracked_run(cfg, data, tracking_uri=uri, **quiet) as run:
+        train(cfg, callbacks=[run.callback, Look()], checkpoint_dir=str(tmp_path / "ckpt"), dataset=data)
+    assert seen[1] == [1] and seen[3] == [1]  # the first epoch at once, then held back
+    assert seen[5] == [1, 2, 3, 4]  # sent before epoch 4's checkpoint was written
+    client = MlflowClient(uri)
+    assert [m.step for m in client.get_metric_history(run.run_id, "loss")] == list(range(1, 9))  # all at the end
+    times = [m.timestamp for m in client.get_metric_history(run.run_id, "loss")]
+    assert times == sorted(times)  # each epoch's own time, not the send's
+
+    with pytest.raises(KeyboardInterrupt):
+        with tracked_run(cfg, data, tracking_uri=uri, **quiet) as run:
+            train(cfg, callbacks=[run.callback, Look(stop_at=6)], checkpoint_dir=str(tmp_path / "ckpt2"),
+                  dataset=data)
+    assert [m.step for m in client.get_metric_history(run.run_id, "loss")] == list(range(1, 7))
+    assert client.get_run(run.run_id).info.status == "KILLED"

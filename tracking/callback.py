@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import warnings
 
 import mlflow
@@ -14,6 +15,10 @@ from training.config import applicable_params
 
 log = logging.getLogger("aesweep.tracking")
 HEADLINE_SECTION = "sweep"
+# Epochs' metrics go to the store in one request at most every FLUSH_SECONDS (and at the first epoch, image
+# epochs, checkpoints and the end), each epoch with its own step and time: a trial of many short epochs sent a
+# request per epoch (539 of them, 6.6 s of a 30-s trial: BENCHMARKS.md, Sweep overhead).
+FLUSH_SECONDS = 2.0
 
 
 def image_schedule(epochs: int, every: int | None) -> list[int]:
@@ -41,11 +46,15 @@ class MlflowCallback(Callback):
         self.model_uris: dict[str, str] = {}
         self.result = None
         self.logged_through = 0  # epochs this run already holds (a retried trial may replay one)
+        self.pending: list = []  # epochs' metrics not yet sent (mlflow.entities.Metric)
+        self.sent_at = 0.0
 
     def on_train_begin(self, context):
         c, d = context.config, context.dataset
         context.extras_every = self.image_every  # the costlier validation figures with the images, same steps
+        context.before_checkpoint.append(self.flush)
         run = mlflow.active_run()
+        self.run_id, self.sent_at = run.info.run_id, time.monotonic()
         if context.start_epoch or run.data.metrics:
             history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")
             self.logged_through = max((m.step for m in history), default=0)
@@ -67,15 +76,32 @@ class MlflowCallback(Callback):
 
     def on_epoch_end(self, epoch, logs, context):
         if epoch > self.logged_through:  # else logged before the process that made the last checkpoint died
-            mlflow.log_metrics({k: float(v) for k, v in logs.items() if k != "seconds"} |
-                               {"epoch_seconds": float(logs.get("seconds", 0.0))} |
-                               ({f"{HEADLINE_SECTION}/{self.headline}": float(logs[self.headline])}
-                                if self.headline in logs else {}), step=epoch)
-            if epoch in image_schedule(context.config.epochs, self.image_every):
+            from mlflow.entities import Metric
+
+            values = {k: float(v) for k, v in logs.items() if k != "seconds"} | \
+                {"epoch_seconds": float(logs.get("seconds", 0.0))} | \
+                ({f"{HEADLINE_SECTION}/{self.headline}": float(logs[self.headline])} if self.headline in logs else {})
+            now = int(time.time() * 1000)
+            self.pending += [Metric(k, v, now, epoch) for k, v in values.items()]
+            images = epoch in image_schedule(context.config.epochs, self.image_every)
+            if images or epoch == context.start_epoch + 1 or time.monotonic() - self.sent_at >= FLUSH_SECONDS:
+                self.flush()
+            if images:
                 self._log_images(context, epoch)
-        # A SIGTERM stops training here, between epochs, once this epoch (already checkpointed) is logged:
+        # A SIGTERM stops training here, between epochs, once this epoch is logged (the loop then checkpoints it):
         # a resumed run continues with the next one and no epoch is lost.
-        check_terminated()
+        try:
+            check_terminated()
+        except BaseException:
+            self.flush()
+            raise
+
+    def flush(self) -> None:
+        """Send the epochs' metrics held back, in one request (MLflow splits it past its batch limits)."""
+        if self.pending:
+            pending, self.pending = self.pending, []
+            mlflow.MlflowClient().log_batch(self.run_id, metrics=pending, synchronous=True)
+        self.sent_at = time.monotonic()
 
     def on_cluster_epoch_end(self, epoch, logs, context):
         # Fine-tuning has its own step axis (its epochs), apart from training's.
@@ -99,6 +125,7 @@ class MlflowCallback(Callback):
                 warnings.warn(f"could not log image {key!r} at epoch {step}: {e}")
 
     def on_train_end(self, result, context):
+        self.flush()
         self.result = result
         mlflow.set_tag("status_detail", result.status)
         if result.diverged:

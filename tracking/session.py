@@ -143,7 +143,15 @@ def tracked_run(config, data, tracking_uri: str | None = None, experiment: str |
     if not quiet:
         print(f"[aesweep] MLflow run {tracked.run_id} in experiment {tracked.experiment_id} at {safe_uri(uri)}")
     with ending_run() as outcome:
-        yield tracked
+        try:
+            yield tracked
+        except BaseException as e:  # the epochs' metrics held back are sent, unless the store is what failed
+            if callback.pending and not store_gone(e):
+                try:
+                    callback.flush()
+                except Exception as failed:
+                    e.add_note(f"(the last epochs' metrics could not be logged: {failed})")
+            raise
         result = callback.result
         if result is not None and result.diverged:
             mlflow.set_tag("failure_reason", result.status)

@@ -51,6 +51,9 @@ class TrainContext:
     every_epoch: set[str] = field(default_factory=set)
     # Writes the epoch just trained to checkpoint_dir unless it is there already (the loop sets it).
     save_checkpoint: Callable[[], None] = lambda: None
+    # Called before each checkpoint is written: a callback that holds records back (tracking sends epochs'
+    # metrics in batches) sends them here, so a checkpoint never holds an epoch whose record could be lost.
+    before_checkpoint: list[Callable[[], None]] = field(default_factory=list)
     # Per epoch of this process, seconds by part (TrainResult.timings); in on_epoch_end the last entry is the
     # epoch's so far: "batches", "steps", "validation", "checkpoint".
     timings: list[dict] = field(default_factory=list)

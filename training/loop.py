@@ -185,6 +185,8 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
 
     def save_checkpoint() -> None:
         if write_dir and saved["epoch"] != epoch:
+            for hook in context.before_checkpoint:
+                hook()
             ckpt.save(write_dir, model, optimizer, epoch, history, config.to_dict())
             saved.update(epoch=epoch, at=time.monotonic())
 
