@@ -23,6 +23,7 @@ our loop, everything else split into its parts.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -263,10 +264,11 @@ def parts_table(rows: list[dict]) -> str:
         if "batches" not in r:
             continue
         plain_else = r["batches"] + r["validation"] + r["checkpoint"] + r["callbacks"]
+        share = 100 * plain_else / (plain_else + r["step_s"])
+        cell = lambda v, f: "—" if math.isnan(v) else format(v, f)  # noqa: E731 (no epoch of that kind)
         cells = (r["workload"], r["variant"], f"{r['epoch_s']:.4f}", f"{r['step_s']:.4f}", f"{r['batches']:.4f}",
-                 f"{r['validation']:.4f}", f"{r['validation with extras']:.4f}", f"{r['extras share']:.2f}",
-                 f"{r['checkpoint']:.4f}", f"{r['callbacks']:.4f}",
-                 f"{100 * plain_else / (plain_else + r['step_s']):.0f}%")
+                 cell(r["validation"], ".4f"), cell(r["validation with extras"], ".4f"), f"{r['extras share']:.2f}",
+                 f"{r['checkpoint']:.4f}", f"{r['callbacks']:.4f}", "—" if math.isnan(share) else f"{share:.0f}%")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -43,12 +43,12 @@ def test_quick_benchmark_prints_a_table():
 
     rows = table(HEADER)
     assert [(r[0], r[1]) for r in rows] == [(w.name, v) for w in WORKLOADS for v in VARIANTS]
-    # Our loop's epoch split: every part a time (nan: no such epoch in a quick run), the epochs with the costlier
+    # Our loop's epoch split: every part a time ("—": no such epoch in a quick run), the epochs with the costlier
     # figures a share.
     parts = table(PARTS_HEADER)
     assert [(r[0], r[1]) for r in parts] == [(w.name, v) for w in WORKLOADS for v in VARIANTS if v != "fit"]
     for r in parts:
-        assert len(r) == len(PARTS_HEADER) and all(c == "nan" or float(c) >= 0 for c in r[2:10]) and 0 <= float(r[7]) <= 1
+        assert len(r) == len(PARTS_HEADER) and all(c == "—" or float(c) >= 0 for c in r[2:10]) and 0 <= float(r[7]) <= 1
     for r in rows:
         assert len(r) == len(HEADER)
         samples, gflops, epoch, steps, rss = (float(r[i]) for i in (2, 4, 6, 7, 10))
