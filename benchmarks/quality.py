@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import time
@@ -213,7 +214,7 @@ def row(o: Outcome, quick: bool) -> str:
     extras = ", ".join(f"{k} {statistics.fmean(v):.4f}" for k, v in o.extras.items()) or "—"
     cells = (b.title, f"`{b.recipe}`", b.split, o.estimator or "—", o.cell(), o.interval_cell(), o.seeds_cell(),
              o.verdict(quick), anchors, extras, f"{o.seconds / 60:.1f} min")
-    return "| " + " | ".join(c.replace("|", "/") for c in cells) + " |"
+    return "| " + " | ".join(cell_text(c) for c in cells) + " |"
 
 
 def table(outcomes: list[Outcome], quick: bool) -> str:
@@ -240,12 +241,28 @@ def read_block(text: str) -> tuple[dict[str, str], dict[str, str]]:
     table = [ln for ln in lines if ln.startswith("| ")][2:]  # after the header and the separator
     if table and table[0].count(" | ") != len(HEADER) - 1:
         table = []  # another layout: its rows cannot be kept
-    provenance = {ln[4:].split("**:")[0]: ln for ln in lines if ln.startswith("- **") and "**:" in ln}
-    return {row_key(ln): ln for ln in table if ln.count(" | ") == len(HEADER) - 1}, provenance
+    rows = {row_key(ln): ln for ln in table if ln.count(" | ") == len(HEADER) - 1}
+    provenance = {t: ln for t in rows for ln in lines if ln.startswith(f"- **{t}**: ")}
+    return rows, provenance
+
+
+def cell_text(text: str) -> str:
+    """A table cell's text: "|" would end the cell."""
+    return text.replace("|", "/")
 
 
 def write_rows(path: Path, rows: dict[str, str], provenance: dict[str, str]) -> None:
-    """Put these rows (by benchmark title) into the file's quality block, keeping the block's other rows."""
+    """Put these rows (by benchmark title) into the file's quality block, keeping the block's other rows; one
+    writer at a time, and the file replaced whole (two runs side by side keep both their rows)."""
+    from filelock import FileLock
+
+    with FileLock(str(path) + ".lock", timeout=600):
+        _write_rows(path, {cell_text(k): v for k, v in rows.items()},
+                    {cell_text(k): v.replace(f"- **{k}**: ", f"- **{cell_text(k)}**: ", 1) for k, v in provenance.items()})
+    Path(str(path) + ".lock").unlink(missing_ok=True)
+
+
+def _write_rows(path: Path, rows: dict[str, str], provenance: dict[str, str]) -> None:
     old = path.read_text() if path.exists() else "# Benchmarks\n"
     kept_rows, kept_provenance = read_block(old)
     kept_rows.update(rows)
@@ -259,7 +276,9 @@ def write_rows(path: Path, rows: dict[str, str], provenance: dict[str, str]) -> 
         new = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
     else:
         new = old.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(new)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(new)
+    os.replace(temporary, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         chosen.append(unseen_benchmark(title, dataset))
     if args.npz:
         chosen.append(unseen_benchmark(f"npz:{args.npz}", f"npz:{args.npz}"))
+    if not chosen:
+        p.error(f"nothing to run: --only names none of {', '.join(b.recipe for b in BENCHMARKS)}, and no --unseen "
+                f"set or --npz was given")
     seeds = args.seeds if args.seeds is not None else (QUICK_SEEDS if args.quick else SEEDS)
     if seeds < 1:
         p.error(f"--seeds {seeds}: give at least 1 (2 or more for an interval)")

@@ -125,3 +125,16 @@ def test_readme_quotes_the_benchmark_table_as_written():
         shown[cells[4]] = title
         assert cells[4] in readme and cells[5] in readme, f"README does not quote {title}: {cells[4]}, {cells[5]}"
     assert quoted <= set(shown), f"README quotes figures the table does not hold: {quoted - set(shown)}"
+
+
+def test_a_title_with_a_bar_keeps_one_row(tmp_path):
+    """A user's npz path may hold "|" (a cell's end): the row is still found and replaced, not duplicated."""
+    from benchmarks.quality import Outcome, read_block, row, unseen_benchmark, write_rows
+
+    b = unseen_benchmark("npz:a|b.npz", "npz:a|b.npz")
+    path = tmp_path / "BENCHMARKS.md"
+    for values in ([0.5, 0.6], [0.7, 0.8]):
+        write_rows(path, {b.title: row(Outcome(b, values), False)}, {b.title: f"- **{b.title}**: measured."})
+    rows, provenance = read_block(path.read_text())
+    assert list(rows) == ["npz:a/b.npz: sparse AE + k-means (unseen)"] and "**0.7500**" in next(iter(rows.values()))
+    assert list(provenance) == list(rows) and not list(tmp_path.glob("*.lock")) and not list(tmp_path.glob(".*tmp"))

@@ -336,6 +336,9 @@ def test_epoch_metrics_are_sent_in_batches_and_none_is_lost(tmp_path, monkeypatc
         def __init__(self, stop_at=None):
             self.stop_at = stop_at
 
+        def on_train_begin(self, context):
+            context.decision_epochs.add(7)  # as Tune's reporter names a scheduler's rung
+
         def on_epoch_end(self, epoch, logs, context):
             seen[epoch] = [m.step for m in MlflowClient(uri).get_metric_history(run.run_id, "loss")]
             if epoch == 4:
@@ -348,10 +351,11 @@ def test_epoch_metrics_are_sent_in_batches_and_none_is_lost(tmp_path, monkeypatc
         train(cfg, callbacks=[run.callback, Look()], checkpoint_dir=str(tmp_path / "ckpt"), dataset=data)
     assert seen[1] == [1] and seen[3] == [1]  # the first epoch at once, then held back
     assert seen[5] == [1, 2, 3, 4]  # sent before epoch 4's checkpoint was written
+    assert seen[6] == [1, 2, 3, 4] and seen[7] == list(range(1, 8))  # and before a report a scheduler decides at
     client = MlflowClient(uri)
     assert [m.step for m in client.get_metric_history(run.run_id, "loss")] == list(range(1, 9))  # all at the end
     times = [m.timestamp for m in client.get_metric_history(run.run_id, "loss")]
-    assert times == sorted(times)  # each epoch's own time, not the send's
+    assert all(a < b for a, b in zip(times, times[1:]))  # each epoch's own time, not the time of the send
 
     with pytest.raises(KeyboardInterrupt):
         with tracked_run(cfg, data, tracking_uri=uri, **quiet) as run:
@@ -359,3 +363,33 @@ def test_epoch_metrics_are_sent_in_batches_and_none_is_lost(tmp_path, monkeypatc
                   dataset=data)
     assert [m.step for m in client.get_metric_history(run.run_id, "loss")] == list(range(1, 7))
     assert client.get_run(run.run_id).info.status == "KILLED"
+
+
+def test_an_epoch_the_loop_checkpointed_is_sent_at_its_end(tmp_path, monkeypatch):
+    """The loop writes its timed checkpoint before the epoch's callbacks: that epoch's metrics go out at its end."""
+    from mlflow.tracking import MlflowClient
+
+    import tracking.callback
+    import training.loop
+    from training.callbacks import Callback
+    from training.config import TrainConfig
+    from training.data import load_dataset
+    from training.loop import train
+    from tracking.session import tracked_run
+
+    monkeypatch.setattr(tracking.callback, "FLUSH_SECONDS", 3600.0)
+    monkeypatch.setattr(training.loop, "CHECKPOINT_SECONDS", 0.0)  # the loop checkpoints every epoch
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = TrainConfig(dataset="digits", latent_dim=2, hidden=(16,), batch_size=64, epochs=4, iw_samples=5)
+    data = load_dataset("digits")
+    seen = {}
+
+    class Look(Callback):
+        def on_epoch_end(self, epoch, logs, context):
+            seen[epoch] = (context.checkpoint_epoch,
+                           [m.step for m in MlflowClient(uri).get_metric_history(run.run_id, "loss")])
+
+    with tracked_run(cfg, data, tracking_uri=uri, system_metrics=False, log_model=False, quiet=True,
+                     image_every=100) as run:
+        train(cfg, callbacks=[run.callback, Look()], checkpoint_dir=str(tmp_path / "ckpt"), dataset=data)
+    assert seen[2] == (2, [1, 2]) and seen[3] == (3, [1, 2, 3])

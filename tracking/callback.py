@@ -9,6 +9,7 @@ import warnings
 import mlflow
 import numpy as np
 
+from tracking.store import store_gone
 from tracking.termination import check_terminated
 from training.callbacks import Callback, sparse_epochs
 from training.config import applicable_params
@@ -48,6 +49,7 @@ class MlflowCallback(Callback):
         self.logged_through = 0  # epochs this run already holds (a retried trial may replay one)
         self.pending: list = []  # epochs' metrics not yet sent (mlflow.entities.Metric)
         self.sent_at = 0.0
+        self.unreachable: str | None = None  # set when a send found the store gone
 
     def on_train_begin(self, context):
         c, d = context.config, context.dataset
@@ -84,7 +86,8 @@ class MlflowCallback(Callback):
             now = int(time.time() * 1000)
             self.pending += [Metric(k, v, now, epoch) for k, v in values.items()]
             images = epoch in image_schedule(context.config.epochs, self.image_every)
-            if images or epoch == context.start_epoch + 1 or time.monotonic() - self.sent_at >= FLUSH_SECONDS:
+            if (images or epoch == context.start_epoch + 1 or epoch <= context.checkpoint_epoch
+                    or epoch in context.decision_epochs or time.monotonic() - self.sent_at >= FLUSH_SECONDS):
                 self.flush()
             if images:
                 self._log_images(context, epoch)
@@ -92,15 +95,27 @@ class MlflowCallback(Callback):
         # a resumed run continues with the next one and no epoch is lost.
         try:
             check_terminated()
-        except BaseException:
-            self.flush()
+        except BaseException as e:
+            try:
+                self.flush()
+            except Exception as failed:  # still a SIGTERM: the run ends KILLED, not FAILED
+                e.add_note(f"(the last epochs' metrics could not be logged: {failed})")
             raise
 
     def flush(self) -> None:
-        """Send the epochs' metrics held back, in one request (MLflow splits it past its batch limits)."""
+        """Send the epochs' metrics held back, in one request (MLflow splits it past its batch limits). If the
+        store refuses them they stay held, and the error goes on: no checkpoint is written past them."""
+        if self.pending and self.unreachable is not None:  # asked again on the way out: do not wait again
+            raise RuntimeError(f"the tracking store stopped answering: {self.unreachable}")
         if self.pending:
             pending, self.pending = self.pending, []
-            mlflow.MlflowClient().log_batch(self.run_id, metrics=pending, synchronous=True)
+            try:
+                mlflow.MlflowClient().log_batch(self.run_id, metrics=pending, synchronous=True)
+            except BaseException as e:
+                self.pending[:0] = pending
+                if store_gone(e):
+                    self.unreachable = type(e).__name__
+                raise
         self.sent_at = time.monotonic()
 
     def on_cluster_epoch_end(self, epoch, logs, context):

@@ -56,7 +56,7 @@ def session(args, config, data):
 
     label = f"{config.model}-{dataset_label(config.dataset)}"
     name = args.register_as or (label if args.register else None)
-    from tracking.session import store_gone
+    from tracking.store import store_gone
     from tracking.store import TrackingError, resolve_uri
 
     try:

@@ -24,7 +24,7 @@ from mlflow.tracking import MlflowClient
 from tracking.callback import MlflowCallback
 from tracking.registry import Registration, check_selection_metric, default_metric, register
 from tracking.secrets import redact, safe_uri
-from tracking.store import default_experiment, prepare
+from tracking.store import default_experiment, prepare, store_gone
 from tracking.termination import sigterm_as_interrupt
 from tracking.unclosed import remember
 from training.metrics import direction
@@ -100,16 +100,6 @@ def ended_elsewhere(run_id: str) -> str | None:
     stopped later (SystemExit): that interrupt must not turn the driver's FINISHED into KILLED."""
     status = mlflow.MlflowClient().get_run(run_id).info.status
     return status if status in ("FINISHED", "FAILED") else None
-
-
-def store_gone(e: BaseException) -> bool:
-    """Whether `e` says the tracking server stopped answering (after MLflow's bounded retries)."""
-    import requests
-
-    text = str(e)
-    return isinstance(e, requests.exceptions.ConnectionError) or any(
-        s in text for s in ("Max retries exceeded", "Connection refused", "Failed to establish a new connection",
-                            "Read timed out"))
 
 
 @contextlib.contextmanager

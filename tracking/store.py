@@ -1,4 +1,4 @@
-"""Where runs go: the tracking URI, a store created once, experiments, and a reachability check."""
+"""Where runs go: the tracking URI, a store created once, experiments, and whether the store answers."""
 from __future__ import annotations
 
 import contextlib
@@ -67,6 +67,16 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
 
     raise TrackingError(f"tracking server {safe_uri(uri)} is unreachable ({last}); start it "
                         f"({python_command('tracking server')}) or pass another --tracking-uri")
+
+
+def store_gone(e: BaseException) -> bool:
+    """Whether `e` says the tracking server stopped answering (after MLflow's bounded retries)."""
+    import requests
+
+    text = str(e)
+    return isinstance(e, requests.exceptions.ConnectionError) or any(
+        s in text for s in ("Max retries exceeded", "Connection refused", "Failed to establish a new connection",
+                            "Read timed out"))
 
 
 def prepare(uri: str | None = None, experiment: str | None = None,

@@ -52,8 +52,13 @@ class TrainContext:
     # Writes the epoch just trained to checkpoint_dir unless it is there already (the loop sets it).
     save_checkpoint: Callable[[], None] = lambda: None
     # Called before each checkpoint is written: a callback that holds records back (tracking sends epochs'
-    # metrics in batches) sends them here, so a checkpoint never holds an epoch whose record could be lost.
+    # metrics in batches) sends them here, and again at the end of an epoch the loop checkpointed before its
+    # callbacks ran (`checkpoint_epoch`), so a checkpoint never holds an epoch whose record could be lost.
     before_checkpoint: list[Callable[[], None]] = field(default_factory=list)
+    checkpoint_epoch: int = 0  # the last epoch written to checkpoint_dir
+    # Epochs after which something outside may stop the training (a Tune scheduler's rungs, named by the callback
+    # that reports to it in on_train_begin): records held back are sent at their end, before that report.
+    decision_epochs: set[int] = field(default_factory=set)
     # Per epoch of this process, seconds by part (TrainResult.timings); in on_epoch_end the last entry is the
     # epoch's so far: "batches", "steps", "validation", "checkpoint".
     timings: list[dict] = field(default_factory=list)

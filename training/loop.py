@@ -189,6 +189,7 @@ def train(config: TrainConfig, callbacks: Sequence[Callback] = (), checkpoint_di
                 hook()
             ckpt.save(write_dir, model, optimizer, epoch, history, config.to_dict())
             saved.update(epoch=epoch, at=time.monotonic())
+            context.checkpoint_epoch = epoch
 
     context.save_checkpoint = save_checkpoint
 

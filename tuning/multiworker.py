@@ -22,10 +22,10 @@ class TrainReporter(TuneReporter):
 
     chief_only = False
 
-    def __init__(self, rank: int, metric: str = ""):
+    def __init__(self, rank: int, metric: str = "", decision_epochs: tuple[int, ...] = ()):
         import ray.train
 
-        super().__init__(ray.train.report, ray.train.Checkpoint, metric=metric)
+        super().__init__(ray.train.report, ray.train.Checkpoint, metric=metric, decision_epochs=decision_epochs)
         self.rank = rank
 
     def checkpoint(self, context):
@@ -43,7 +43,7 @@ def worker_loop(loop_config: dict) -> None:
     rank = ray.train.get_context().get_world_rank()
     checkpoint_dir = Path(tempfile.mkdtemp(prefix=f"aesweep-w{rank}-"))
     restore_checkpoint(ray.train.get_checkpoint(), checkpoint_dir)
-    reporter = TrainReporter(rank, setup.metric)
+    reporter = TrainReporter(rank, setup.metric, setup.decision_epochs)
     try:
         result = train_tracked(config, setup, loop_config["run_id"] if rank == 0 else None, checkpoint_dir, reporter)
         reporter.finish(result, str(checkpoint_dir))

@@ -383,7 +383,8 @@ def fit(sweep: SweepConfig, param_space: dict, uri: str, experiment_id: str, par
                        workers_per_trial=sweep.workers_per_trial,
                        cpus_per_worker=sweep.cpus_per_trial, gpus_per_worker=sweep.gpus_per_trial,
                        image_every=image_cadence(sweep), system_metrics=sweep.system_metrics, verbose=sweep.verbose,
-                       metric=sweep.metric, mode=sweep.mode, pbt_keys=pbt_keys(sweep), pbt_interval=pbt_interval(sweep))
+                       metric=sweep.metric, mode=sweep.mode, pbt_keys=pbt_keys(sweep), pbt_interval=pbt_interval(sweep),
+                       decision_epochs=rungs(sweep))
     if sweep.workers_per_trial > 1:
         # The trial only coordinates (Ray needs a non-empty request); its Train workers hold the CPUs/GPUs.
         resources = {"cpu": COORDINATOR_CPU}
@@ -458,8 +459,22 @@ def pbt_interval(sweep: SweepConfig) -> int:
     return interval(sweep.base.epochs, sweep.perturbation_interval)
 
 
+REDUCTION_FACTOR = 3
+
+
 def grace_period(sweep: SweepConfig) -> int:
     return max(1, sweep.base.epochs // 4)
+
+
+def rungs(sweep: SweepConfig) -> tuple[int, ...]:
+    """The epochs at which ASHA (below) may stop a trial: the grace period times powers of its reduction factor."""
+    if sweep.scheduler != "asha":
+        return ()
+    epochs, at = [], grace_period(sweep)
+    while at < sweep.base.epochs:
+        epochs.append(at)
+        at *= REDUCTION_FACTOR
+    return tuple(epochs)
 
 
 def scheduler(sweep: SweepConfig):
@@ -472,7 +487,7 @@ def scheduler(sweep: SweepConfig):
     from ray.tune.schedulers import ASHAScheduler
 
     return ASHAScheduler(time_attr="epoch", max_t=sweep.base.epochs, grace_period=grace_period(sweep),
-                         reduction_factor=3)
+                         reduction_factor=REDUCTION_FACTOR)
 
 
 def image_cadence(sweep: SweepConfig) -> int:

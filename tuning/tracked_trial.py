@@ -37,6 +37,7 @@ class TrialSetup:
     mode: str = "max"
     pbt_keys: tuple[str, ...] = ()  # under --scheduler pbt: the values PBT changes as trials train (tuning/pbt.py)
     pbt_interval: int = 1
+    decision_epochs: tuple[int, ...] = ()  # where the scheduler may stop a trial (ASHA's rungs): records sent first
 
 
 class TuneReporter(Callback):
@@ -49,13 +50,15 @@ class TuneReporter(Callback):
     a scheduler stops a trial when it reaches max_t, so nothing may be reported after that.
     """
 
-    def __init__(self, report, checkpoint_cls, checkpoint_seconds: float = CHECKPOINT_SECONDS, metric: str = ""):
+    def __init__(self, report, checkpoint_cls, checkpoint_seconds: float = CHECKPOINT_SECONDS, metric: str = "",
+                 decision_epochs: tuple[int, ...] = ()):
         self.report = report  # ray.tune.report, or ray.train.report on Ray Train workers
         self.checkpoint_cls = checkpoint_cls
         self.metric = metric  # the sweep's: the scheduler compares it at every report, so the loop computes it each epoch
         self.checkpoint_seconds = checkpoint_seconds
         self.last_checkpoint: float | None = None
         self.pending: dict | None = None
+        self.decision_epochs = decision_epochs  # the scheduler may stop the trial at these epochs' reports
 
     def checkpoint(self, context):
         """The epoch's checkpoint for Tune (the loop writes one only when due: written now if it is not yet)."""
@@ -65,6 +68,7 @@ class TuneReporter(Callback):
     def on_train_begin(self, context):
         if self.metric:
             context.every_epoch.add(self.metric)
+        context.decision_epochs.update(self.decision_epochs)  # a stopped trial's run holds its last epochs
 
     def on_epoch_end(self, epoch, logs, context):
         logs = {**logs, "epoch": epoch, "replicas": context.num_replicas, "workers": context.num_workers}

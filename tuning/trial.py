@@ -97,7 +97,7 @@ def train_in_process(config: TrainConfig, setup: TrialSetup, trial_id: str, run_
     """Train here, logging to the child run and reporting each epoch; the final report adds test metrics."""
     from ray import tune
 
-    reporter = TuneReporter(report, tune.Checkpoint, metric=setup.metric)
+    reporter = TuneReporter(report, tune.Checkpoint, metric=setup.metric, decision_epochs=setup.decision_epochs)
     if setup.pbt_keys:
         from tuning.pbt import reporter as pbt_reporter
 
