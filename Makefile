@@ -33,7 +33,7 @@ $(VENV)/.installed: pyproject.toml $(wildcard $(LOCK))
 ifneq ($(wildcard $(LOCK)),)
 ifneq ($(UV),)
 	$(UV) venv -q --seed --allow-existing --python $(PYTHON) $(VENV)
-	$(UV) pip sync -q --python $(PY) --require-hashes --compile-bytecode $(LOCK)
+	$(UV) pip sync -q --python $(PY) --compile-bytecode --require-hashes $(LOCK)
 	$(UV) pip install -q --python $(PY) --no-deps -e .
 else
 	$(PYTHON) -m venv $(VENV)

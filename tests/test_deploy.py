@@ -130,6 +130,7 @@ def test_make_venv_installs_from_the_lock_with_hashes():
     plan = subprocess.run(["make", "-n", "-B", "venv", "LOCK=requirements/py3.11.txt", "UV=uv"], cwd=ROOT,
                           capture_output=True, text=True, check=True).stdout
     assert "pip sync" in plan and "--require-hashes requirements/py3.11.txt" in plan, plan
+    assert "--compile-bytecode" in plan, plan  # else every process compiles TensorFlow again (PYTHONDONTWRITEBYTECODE)
     plan = subprocess.run(["make", "-n", "-B", "venv", "LOCK=requirements/py3.11.txt", "UV="], cwd=ROOT,
                           capture_output=True, text=True, check=True).stdout
     assert "pip install -q --require-hashes --no-deps -r requirements/py3.11.txt" in plan, plan
