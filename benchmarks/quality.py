@@ -254,12 +254,17 @@ def cell_text(text: str) -> str:
 def write_rows(path: Path, rows: dict[str, str], provenance: dict[str, str]) -> None:
     """Put these rows (by benchmark title) into the file's quality block, keeping the block's other rows; one
     writer at a time, and the file replaced whole (two runs side by side keep both their rows)."""
+    import hashlib
+    import tempfile
+
     from filelock import FileLock
 
-    with FileLock(str(path) + ".lock", timeout=600):
+    # The lock lives outside the project (no stray file beside BENCHMARKS.md) and stays: removing a lock file
+    # after use lets a writer that waited on it and one that comes later hold two different locks.
+    lock = Path(tempfile.gettempdir()) / f"aesweep-quality-{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}.lock"
+    with FileLock(str(lock), timeout=600):
         _write_rows(path, {cell_text(k): v for k, v in rows.items()},
                     {cell_text(k): v.replace(f"- **{k}**: ", f"- **{cell_text(k)}**: ", 1) for k, v in provenance.items()})
-    Path(str(path) + ".lock").unlink(missing_ok=True)
 
 
 def _write_rows(path: Path, rows: dict[str, str], provenance: dict[str, str]) -> None:

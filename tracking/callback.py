@@ -8,6 +8,7 @@ import warnings
 
 import mlflow
 import numpy as np
+from mlflow.entities import Metric
 
 from tracking.store import store_gone
 from tracking.termination import check_terminated
@@ -78,8 +79,6 @@ class MlflowCallback(Callback):
 
     def on_epoch_end(self, epoch, logs, context):
         if epoch > self.logged_through:  # else logged before the process that made the last checkpoint died
-            from mlflow.entities import Metric
-
             values = {k: float(v) for k, v in logs.items() if k != "seconds"} | \
                 {"epoch_seconds": float(logs.get("seconds", 0.0))} | \
                 ({f"{HEADLINE_SECTION}/{self.headline}": float(logs[self.headline])} if self.headline in logs else {})
